@@ -1,0 +1,5 @@
+"""`python -m harlab` runs the command line."""
+
+from harlab.cli import main
+
+main()

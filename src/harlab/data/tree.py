@@ -1,0 +1,88 @@
+"""A read-only view of a dataset's files, whether they sit in a folder or inside a (nested) zip."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import zipfile
+from pathlib import Path, PurePosixPath
+
+from harlab.data.fetch import member_target, open_zip
+from harlab.errors import DataError
+from harlab.files import sha256_file
+
+
+class FileTree:
+    """Files by relative POSIX name, read as bytes; `where(name)` names a file in error messages."""
+
+    def __init__(self, root: Path, names: list[str], zip_file: zipfile.ZipFile | None, identity: str | None):
+        self.root = root
+        self._names = names
+        self._zip = zip_file
+        self._identity = identity
+
+    @property
+    def identity(self) -> str:
+        """sha256 of the archive, or of a folder's listing (names, sizes, modification times)."""
+        if self._identity is None:
+            self._identity = sha256_file(self.root)
+        return self._identity
+
+    @classmethod
+    def open(cls, path: Path) -> FileTree:
+        """A folder, or a zip archive (every entry name checked so none can escape its folder)."""
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file())
+            names = [p.relative_to(path).as_posix() for p in files]
+            listing = "\n".join(f"{n}\t{p.stat().st_size}\t{p.stat().st_mtime_ns}" for n, p in zip(names, files,
+                                                                                                 strict=True))
+            return cls(path, names, None, hashlib.sha256(listing.encode()).hexdigest())
+        zf = open_zip(path)
+        return cls._from_zip(path, zf, None)
+
+    @classmethod
+    def _from_zip(cls, path: Path, zf: zipfile.ZipFile, identity: str | None) -> FileTree:
+        names = []
+        for info in zf.infolist():
+            member_target(Path("/nonexistent-root"), info.filename, path)
+            if not info.is_dir():
+                names.append(info.filename)
+        return cls(path, names, zf, identity)
+
+    def names(self) -> list[str]:
+        return list(self._names)
+
+    def find(self, suffix: str) -> str | None:
+        """The shortest name ending in `suffix` (skipping macOS resource forks), or None."""
+        hits = [n for n in self._names if n.endswith(suffix) and "__MACOSX" not in n]
+        return min(hits, key=len) if hits else None
+
+    def where(self, name: str) -> Path:
+        return self.root / name
+
+    def read(self, name: str) -> bytes:
+        try:
+            if self._zip is None:
+                return (self.root / name).read_bytes()
+            return self._zip.read(name)
+        except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
+            raise DataError(self.where(name), f"cannot read ({exc})",
+                            "the file or archive is truncated or corrupt; fetch the dataset again") from None
+
+    def descend(self, marker: str) -> FileTree:
+        """This tree if it holds `marker`, else the first inner zip archive that does."""
+        if self.find(marker) is not None:
+            return self
+        for name in self._names:
+            if name.endswith(".zip") and "__MACOSX" not in name:
+                data = self.read(name)
+                try:
+                    inner = zipfile.ZipFile(io.BytesIO(data))
+                except zipfile.BadZipFile:
+                    raise DataError(self.where(name), "inner archive is not a readable zip",
+                                    "the archive is corrupt; fetch it again") from None
+                tree = FileTree._from_zip(self.where(name), inner, hashlib.sha256(data).hexdigest())
+                if tree.find(marker) is not None:
+                    return tree
+        raise DataError(self.root, f"no {PurePosixPath(marker).name} found inside",
+                        "point harlab at the dataset's own archive or extracted folder")

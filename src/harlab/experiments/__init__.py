@@ -1,0 +1,1 @@
+"""Experiments: configurations trained repeatedly with different seeds, and their results files."""

@@ -1,0 +1,1 @@
+"""Network architectures, one per module, built by name through the registry."""

@@ -1,0 +1,29 @@
+"""Shared test fixtures: an isolated cache per test, and the real data in ../shared (required)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("HARLAB_SHARED", REPO.parent / "shared"))
+SHARED_DATA = SHARED / "data"
+
+
+@pytest.fixture(autouse=True)
+def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test gets its own empty cache folder and no ambient data folder."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("HARLAB_CACHE", str(cache))
+    monkeypatch.delenv("HARLAB_DATA_DIR", raising=False)
+    return cache
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real recordings in ../shared/data; a missing copy fails the test, it never skips."""
+    if not (SHARED_DATA / "hapt" / "hapt-rawdata.zip").is_file():
+        pytest.fail(f"real data not found at {SHARED_DATA} (set HARLAB_SHARED to the shared/ folder)")
+    return SHARED_DATA
