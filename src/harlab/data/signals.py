@@ -99,6 +99,10 @@ class UciHarPipeline:
                                                                             tuple[str, ...]]:
         """Windows [n, window, channels] (float32) and their labels, from segments whose label is in
         `labels` (all when None); windows never cross a segment boundary."""
+        n = len(rec.signals)
+        if bad := [seg for seg in rec.segments if not 0 <= seg.start <= seg.stop <= n]:
+            raise HarlabError(f"subject {rec.subject} session {rec.session}: segment {bad[0]} lies outside "
+                              f"the recording's {n} samples; fix the segment bounds")
         filtered, names = self.filter(rec)
         chunks, ys = [], []
         for seg in rec.segments:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from harlab.data.fetch import member_target, open_zip
@@ -65,7 +66,7 @@ class FileTree:
             if self._zip is None:
                 return (self.root / name).read_bytes()
             return self._zip.read(name)
-        except (zipfile.BadZipFile, OSError, EOFError, KeyError) as exc:
+        except (zipfile.BadZipFile, OSError, EOFError, KeyError, zlib.error) as exc:
             raise DataError(self.where(name), f"cannot read ({exc})",
                             "the file or archive is truncated or corrupt; fetch the dataset again") from None
 

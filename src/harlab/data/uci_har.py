@@ -55,6 +55,8 @@ def read_split(tree: FileTree, split: str) -> tuple[np.ndarray, np.ndarray, np.n
     base = y_name[: -len(f"y_{split}.txt")]
     y = read_table(tree.read(y_name), tree.where(y_name), n_cols=1, integer=True)[:, 0]
     subject_name = f"{base}subject_{split}.txt"
+    if subject_name not in tree.names():
+        raise DataError(tree.where(subject_name), "file not found", "use the complete dataset")
     subjects = read_table(tree.read(subject_name), tree.where(subject_name), n_cols=1, integer=True)[:, 0]
     if len(subjects) != len(y):
         raise DataError(tree.where(subject_name), f"{len(subjects)} rows but y_{split}.txt has {len(y)}",

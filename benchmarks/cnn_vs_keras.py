@@ -1,0 +1,59 @@
+"""Tutorial CNN: harlab against the tutorials' Keras code, on the same windows, in one sitting.
+
+Usage:
+  python benchmarks/cnn_vs_keras.py --data-dir ../shared/data --repeats 10 [--standardize]
+         [--keras-python /path/to/tf-venv/bin/python] [--keras-script ../shared/bench/keras_ref.py]
+
+Writes the hapt windows as the npz the Keras script reads, runs both, and prints one JSON line per
+side (mean, std, seconds per fit). Without --keras-python only harlab runs. Numbers are printed,
+never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from harlab.data.datasets import load_dataset
+from harlab.experiments.repeats import RepeatConfig, run_repeats
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--standardize", action="store_true")
+    parser.add_argument("--keras-python", default=None)
+    parser.add_argument("--keras-script", type=Path, default=Path(__file__).parents[2] / "shared/bench/keras_ref.py")
+    args = parser.parse_args()
+
+    data = load_dataset("hapt", args.data_dir)
+    train, test = data.split()
+    with tempfile.TemporaryDirectory() as tmp:
+        config = RepeatConfig(model="cnn", repeats=args.repeats, seed=args.seed, standardize=args.standardize)
+        record = run_repeats(data, config, Path(tmp) / "harlab.json")
+        fits = [run["fit_seconds"] for run in record["runs"]]
+        print(json.dumps({"side": "harlab", **record["summary"], "fit_s": round(float(np.mean(fits)), 2)}),
+              flush=True)
+        if args.keras_python:
+            npz = Path(tmp) / "windows.npz"
+            np.savez(npz, X_train=train.X, y_train=train.y + 1, X_test=test.X, y_test=test.y + 1)
+            command = [args.keras_python, str(args.keras_script), "cnn", str(args.repeats), "--npz", str(npz)]
+            if args.standardize:
+                command.append("--standardize")
+            lines = subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()
+            runs = [json.loads(line) for line in lines if '"repeat"' in line]
+            accs = [r["acc"] for r in runs]
+            print(json.dumps({"side": "keras", "runs": len(accs), "mean": float(np.mean(accs)),
+                              "std": float(np.std(accs)), "fit_s": round(float(np.mean([r["fit_s"] for r in runs])), 2)}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
