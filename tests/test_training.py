@@ -29,7 +29,8 @@ def test_keras_initialization_and_flatten_order() -> None:
     dense = model.classifier[0]
     limit = math.sqrt(6 / (3968 + 100))  # Glorot uniform
     assert dense.weight.abs().max() <= limit and dense.weight.abs().max() > 0.9 * limit
-    assert all(float(m.bias.detach().abs().max()) == 0 for m in model.modules() if hasattr(m, "bias") and m.bias is not None)
+    biases = [m.bias.detach() for m in model.modules() if getattr(m, "bias", None) is not None]
+    assert biases and all(float(b.abs().max()) == 0 for b in biases)
     # Keras flattens [time, channels]: feature (t, c) lands at t * filters + c
     features = torch.arange(64 * 62, dtype=torch.float32).reshape(1, 64, 62)  # [batch, channels, time]
     flat = features.transpose(1, 2).flatten(1)
