@@ -69,17 +69,6 @@ def download(url: str, dest: Path, expected_sha256: str | None = None, quiet: bo
     return actual
 
 
-def check_sha256(path: Path, expected: str) -> str:
-    """Return the file's sha256, or raise a one-line error if it is not `expected`."""
-    from harlab.files import sha256_file
-
-    actual = sha256_file(path)
-    if actual != expected:
-        raise DataError(path, f"checksum mismatch: sha256 {actual}, expected {expected}",
-                        "delete the file and fetch it again")
-    return actual
-
-
 def pip_index_urls() -> list[str]:
     """pip's configured index URL first, then its extra index URLs (environment overrides config)."""
     values: dict[str, str] = {}
