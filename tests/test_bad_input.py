@@ -11,22 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import no_downloads
 from hapt_layout import signal_name, write_hapt_rawdata
 from uci_layout import INNER_ZIP, OUTER_ZIP, pack_inner_zip, pack_outer_zip, signal_file, write_uci_har
 
 from harlab import files
-from harlab.data import fetch, hapt, uci_har
+from harlab.data import hapt, uci_har
 from harlab.data.datasets import load_dataset
 from harlab.errors import DataError, HarlabError
-
-
-def no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
-    def refuse(url: str, *args, **kwargs) -> str:
-        raise AssertionError(f"a test tried to download {url}")
-
-    for module in (fetch, uci_har, hapt):
-        monkeypatch.setattr(module, "download", refuse)
-    monkeypatch.setattr(hapt, "fetch_from_index", refuse)
 
 
 @pytest.fixture(autouse=True)

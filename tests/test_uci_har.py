@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import no_downloads
 from hapt_layout import windows_per_experiment, write_hapt_rawdata
 from typer.testing import CliRunner
 from uci_layout import (
@@ -24,7 +25,7 @@ from uci_layout import (
 )
 
 from harlab.cli import app
-from harlab.data import datasets, fetch, hapt, uci_har
+from harlab.data import datasets, hapt, uci_har
 from harlab.data.datasets import load_dataset, load_tutorial_dataset
 from harlab.errors import HarlabError
 from harlab.files import sha256_file
@@ -46,15 +47,6 @@ def place_copy(tmp_path: Path, layout: str, **sizes) -> tuple[Path, Path]:
         copy = pack_outer_zip(inner, target / OUTER_ZIP)
     return tmp_path / "data", copy
 
-
-def no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every download fails as it does offline (each module imported `download` by name)."""
-    def refuse(url: str, *args, **kwargs) -> str:
-        raise HarlabError(f"{url}: download failed (network unreachable in tests)")
-
-    for module in (fetch, uci_har, hapt):
-        monkeypatch.setattr(module, "download", refuse)
-    monkeypatch.setattr(hapt, "fetch_from_index", refuse)
 
 
 @pytest.mark.parametrize("layout", LAYOUTS)
