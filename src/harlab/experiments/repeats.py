@@ -35,12 +35,19 @@ class RepeatConfig(BaseModel):
     epochs: int | None = Field(default=None, ge=1)
     batch_size: int | None = Field(default=None, ge=1)
     learning_rate: float = Field(default=1e-3, gt=0)
+    validation_split: float | None = Field(default=None, ge=0, lt=1)
+    patience: int | None = Field(default=None, ge=0)
     repeats: int = Field(default=10, ge=1)
     seed: int = Field(default=0, ge=0)
 
     def train_config(self) -> TrainConfig:
+        """The model's tutorial training settings with this configuration's overrides; a validation split of
+        0 turns early stopping off."""
         entry = get_entry(self.model)
-        return TrainConfig(self.epochs or entry.epochs, self.batch_size or entry.batch_size, self.learning_rate)
+        split = entry.validation_split if self.validation_split is None else self.validation_split
+        patience = (entry.patience if self.patience is None else self.patience) if split > 0 else None
+        return TrainConfig(self.epochs or entry.epochs, self.batch_size or entry.batch_size, self.learning_rate,
+                           split, patience)
 
     def run_seed(self, repeat: int) -> int:
         """Seed of repeat `repeat` (1-based): the base seed plus the repeat index."""
@@ -58,8 +65,11 @@ class RunResult:
     per_class: dict[str, dict[str, float]]
     confusion: list[list[int]]
     history: dict[str, list[float]]
+    best_epoch: int | None
+    validation_subjects: list[int]
     fit_seconds: float
     parameters: int
+    standardization: dict[str, list[float]] | None
 
 
 def summarize(accuracies: list[float]) -> dict[str, float]:
@@ -89,6 +99,45 @@ def load_previous(path: Path, config: RepeatConfig, dataset: dict[str, Any]) -> 
     return runs
 
 
+def holdout_subjects(train: WindowSet, fraction: float, seed: int) -> list[int]:
+    """A seeded `fraction` (at least one) of the training subjects, held out to validate on; none for 0."""
+    subjects = np.unique(train.subject)
+    if fraction == 0:
+        return []
+    if len(subjects) < 2:
+        raise HarlabError(f"validation split {fraction}: the training split has {len(subjects)} subject(s), "
+                          "at least 2 are needed; pass --validation-split 0")
+    count = min(max(1, round(fraction * len(subjects))), len(subjects) - 1)
+    return sorted(np.random.default_rng(seed).choice(subjects, count, replace=False).tolist())
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """One run's tensors: training windows (validation subjects removed), validation and test windows."""
+
+    X_fit: torch.Tensor
+    y_fit: torch.Tensor
+    validation: tuple[torch.Tensor, torch.Tensor] | None
+    X_test: torch.Tensor
+    validation_subjects: list[int]
+    standardizer: Standardizer | None
+
+
+def prepare(train: WindowSet, test: WindowSet, config: RepeatConfig, seed: int) -> PreparedData:
+    """Hold out validation subjects, fit the standardizer on what is left, and convert everything to tensors."""
+    held_out = holdout_subjects(train, config.train_config().validation_split, seed)
+    is_validation = np.isin(train.subject, held_out)
+    fit_part, validation = train.select(~is_validation), train.select(is_validation)
+    standardizer = Standardizer.fit(fit_part) if config.standardize else None
+
+    def tensor(part: WindowSet) -> torch.Tensor:
+        return to_tensor(standardizer.apply(part.X) if standardizer else part.X)
+
+    return PreparedData(tensor(fit_part), torch.from_numpy(fit_part.y),
+                        (tensor(validation), torch.from_numpy(validation.y)) if held_out else None,
+                        tensor(test), held_out, standardizer)
+
+
 def run_repeats(data: WindowSet, config: RepeatConfig, out: Path,
                 on_run: Callable[[RunResult], None] = lambda run: None,
                 on_epoch: Callable[[], None] = lambda: None) -> dict[str, Any]:
@@ -96,17 +145,10 @@ def run_repeats(data: WindowSet, config: RepeatConfig, out: Path,
     train, test = data.split()
     if len(train) == 0 or len(test) == 0:
         raise HarlabError(f"{data.provenance.dataset}: empty train ({len(train)}) or test ({len(test)}) split")
-    standardizer = Standardizer.fit(train) if config.standardize else None
-    X_train, X_test = train.X, test.X
-    if standardizer is not None:
-        X_train, X_test = standardizer.apply(X_train), standardizer.apply(X_test)
-    X_train_t, X_test_t = to_tensor(X_train), to_tensor(X_test)
-    y_train_t = torch.from_numpy(train.y)
     train_config = config.train_config()
     dataset = dataset_record(data, train, test)
     record: dict[str, Any] = {
         "config": config.model_dump(), "training": asdict(train_config), "dataset": dataset,
-        "standardization": standardizer.to_dict() if standardizer else None,
         "environment": describe_environment(), "started": now_iso(), "runs": []}
     runs = load_previous(out, config, dataset)
     done = {run.repeat for run in runs}
@@ -121,17 +163,22 @@ def run_repeats(data: WindowSet, config: RepeatConfig, out: Path,
         on_run(run)
         for _ in range(train_config.epochs):
             on_epoch()
+    shared = None if train_config.validation_split else prepare(train, test, config, config.seed)
     for repeat in range(1, config.repeats + 1):
         if repeat in done:
             continue
         seed = config.run_seed(repeat)
+        prepared = shared or prepare(train, test, config, seed)
         torch.manual_seed(seed)
         model = create_model(config.model, data.X.shape[2], data.window, len(data.classes), **config.hyperparameters)
-        history = fit(model, X_train_t, y_train_t, train_config, seed, on_epoch=lambda *_: on_epoch())
-        scores = score(test.y, predict(model, X_test_t), data.classes)
+        history = fit(model, prepared.X_fit, prepared.y_fit, train_config, seed,
+                      on_epoch=lambda *_: on_epoch(), validation=prepared.validation)
+        for _ in range(train_config.epochs - len(history.loss)):  # epochs early stopping skipped
+            on_epoch()
+        scores = score(test.y, predict(model, prepared.X_test), data.classes)
         run = RunResult(repeat, seed, scores.accuracy, scores.macro_f1, scores.per_class, scores.confusion,
-                        {"loss": history.loss, "accuracy": history.accuracy}, history.fit_seconds,
-                        count_parameters(model))
+                        history.as_dict(), history.best_epoch, prepared.validation_subjects, history.fit_seconds,
+                        count_parameters(model), prepared.standardizer.to_dict() if prepared.standardizer else None)
         runs.append(run)
         save()
         on_run(run)

@@ -1,43 +1,85 @@
-"""Every architecture registered under a name: a spec string is enough to build any model."""
+"""Every architecture registered under a name: a name and hyperparameters are enough to build any model.
+
+A builder is a class (or function) `(n_channels, n_timesteps, n_classes, **hyperparameters) -> nn.Module`.
+Its annotated keyword defaults are the hyperparameters, validated by pydantic; a parameter typed as a pydantic
+model (such as the Conv1D options) is offered flat, one hyperparameter per field.
+"""
 
 from __future__ import annotations
 
 import inspect
+import typing
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+import pydantic
+from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from harlab.errors import HarlabError
+from harlab.models.layers import ShapeError
 
 Builder = Callable[..., nn.Module]
+_SHAPE_ARGUMENTS = {"n_channels", "n_timesteps", "n_classes"}
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered architecture: its builder and the training defaults its tutorial uses."""
+    """A registered architecture: its builder, hyperparameters and the training defaults of its tutorial."""
 
     name: str
     builder: Builder
     epochs: int
     batch_size: int
-    summary: str = ""
-    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    validation_split: float
+    patience: int | None
+    summary: str
+    schema: type[BaseModel]
+    groups: dict[str, type[BaseModel]]  # builder argument → the options model whose fields are offered flat
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        """Every hyperparameter with its default."""
+        return {name: field.default for name, field in self.schema.model_fields.items()}
+
+    def training_defaults(self) -> str:
+        text = f"{self.epochs} epochs, batch {self.batch_size}"
+        if self.patience is not None:
+            text += f", early stopping (patience {self.patience}, {self.validation_split:.0%} of subjects held out)"
+        return text
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register(name: str, *, epochs: int, batch_size: int) -> Callable[[Builder], Builder]:
-    """Class or function decorator: register a builder `(n_channels, n_timesteps, n_classes, **hp)`."""
+def _schema(name: str, builder: Builder) -> tuple[type[BaseModel], dict[str, type[BaseModel]]]:
+    target = builder.__init__ if inspect.isclass(builder) else builder
+    hints = typing.get_type_hints(target, include_extras=True)
+    fields: dict[str, Any] = {}
+    groups: dict[str, type[BaseModel]] = {}
+    for arg, param in inspect.signature(builder).parameters.items():
+        if arg in _SHAPE_ARGUMENTS or param.kind is not inspect.Parameter.POSITIONAL_OR_KEYWORD:
+            continue
+        hint = hints[arg]
+        if inspect.isclass(hint) and issubclass(hint, BaseModel):
+            groups[arg] = hint
+            fields.update({k: (f.annotation, f) for k, f in hint.model_fields.items()})
+        else:
+            fields[arg] = (hint, param.default)
+    config = ConfigDict(extra="forbid", frozen=True)
+    return pydantic.create_model(f"{name}_hyperparameters", __config__=config, **fields), groups
+
+
+def register(name: str, *, epochs: int, batch_size: int, validation_split: float = 0.0,
+             patience: int | None = None) -> Callable[[Builder], Builder]:
+    """Class or function decorator: register a builder under `name` with its tutorial's training defaults."""
 
     def decorate(builder: Builder) -> Builder:
-        params = inspect.signature(builder).parameters
-        hyper = {k: p.default for k, p in params.items()
-                 if k not in {"n_channels", "n_timesteps", "n_classes"} and p.default is not inspect.Parameter.empty}
         doc = (inspect.getdoc(builder) or "").splitlines()
-        _REGISTRY[name] = ModelEntry(name, builder, epochs, batch_size, doc[0] if doc else "", hyper)
+        schema, groups = _schema(name, builder)
+        _REGISTRY[name] = ModelEntry(name, builder, epochs, batch_size, validation_split, patience,
+                                     doc[0] if doc else "", schema, groups)
         return builder
 
     return decorate
@@ -56,17 +98,34 @@ def get_entry(name: str) -> ModelEntry:
     return _REGISTRY[name]
 
 
+def validate_hyperparameters(name: str, hyperparameters: dict[str, Any]) -> dict[str, Any]:
+    """`hyperparameters` checked and converted to their declared types; a one-line error names the bad one."""
+    entry = get_entry(name)
+    if unknown := sorted(set(hyperparameters) - set(entry.schema.model_fields)):
+        raise HarlabError(f"model {name!r} has no hyperparameter(s) {unknown}; "
+                          f"it takes {sorted(entry.schema.model_fields) or 'none'}")
+    try:
+        return entry.schema(**hyperparameters).model_dump()
+    except pydantic.ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}={e['input']!r}: {e['msg']}" for e in exc.errors())
+        raise HarlabError(f"model {name!r}: {problems}") from None
+
+
 def create_model(name: str, n_channels: int, n_timesteps: int, n_classes: int, **hyperparameters: Any) -> nn.Module:
     """Build model `name` for inputs [batch, n_channels, n_timesteps] and `n_classes` outputs."""
     entry = get_entry(name)
-    if unknown := sorted(set(hyperparameters) - set(entry.hyperparameters)):
-        raise HarlabError(f"model {name!r} has no hyperparameter(s) {unknown}; "
-                          f"it takes {sorted(entry.hyperparameters) or 'none'}")
-    return entry.builder(n_channels=n_channels, n_timesteps=n_timesteps, n_classes=n_classes, **hyperparameters)
+    values = validate_hyperparameters(name, hyperparameters)
+    for arg, options in entry.groups.items():
+        values[arg] = options(**{k: values.pop(k) for k in options.model_fields})
+    try:
+        return entry.builder(n_channels=n_channels, n_timesteps=n_timesteps, n_classes=n_classes, **values)
+    except ShapeError as exc:
+        raise HarlabError(f"model {name!r} on windows of {n_timesteps} steps × {n_channels} channels: {exc}") from None
 
 
 def _load_builtin_models() -> None:
-    from harlab.models import cnn  # noqa: F401  (registers itself on import)
+    # Each module registers its architecture on import.
+    from harlab.models import cnn, cnn_lstm, convlstm, lstm, multihead_cnn, wisdm_cnn  # noqa: F401
 
 
 def count_parameters(model: nn.Module) -> int:

@@ -1,6 +1,7 @@
-"""The training loop: tensors resident in memory, Keras-equivalent Adam, per-epoch history.
+"""The training loop: tensors resident in memory, Keras-equivalent Adam, per-epoch history, early stopping.
 
 It knows nothing about a particular architecture: any module mapping [batch, channels, time] to logits.
+Layers may add loss terms or constrain their weights (see harlab.models.layers); the loop honours both.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from harlab.models.layers import apply_constraints, regularization_loss
 from harlab.training.seeding import seed_everything
 
 KERAS_ADAM_EPS = 1e-7
@@ -20,20 +22,36 @@ KERAS_ADAM_EPS = 1e-7
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to fit: the tutorial trains with Adam(1e-3) and the model's own epochs and batch size."""
+    """How to fit: the tutorial trains with Adam(1e-3) and the model's own epochs and batch size.
+
+    With `patience`, training stops once the validation loss has not improved for that many epochs and the
+    weights of the best epoch are restored. `validation_split` is the fraction of training subjects the
+    experiment runner holds out for that validation set.
+    """
 
     epochs: int
     batch_size: int
     learning_rate: float = 1e-3
+    validation_split: float = 0.0
+    patience: int | None = None
 
 
 @dataclass
 class History:
-    """Per-epoch training loss and accuracy, and the seconds the fit took."""
+    """Per-epoch training (and validation) loss and accuracy, the epoch kept, and the seconds the fit took."""
 
     loss: list[float] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    best_epoch: int | None = None
     fit_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, list[float]]:
+        curves = {"loss": self.loss, "accuracy": self.accuracy}
+        if self.val_loss:
+            curves |= {"val_loss": self.val_loss, "val_accuracy": self.val_accuracy}
+        return curves
 
 
 def to_tensor(X: np.ndarray) -> torch.Tensor:
@@ -41,17 +59,30 @@ def to_tensor(X: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(X.transpose(0, 2, 1), dtype=np.float32))
 
 
+def _with_penalty(loss: torch.Tensor, model: nn.Module) -> torch.Tensor:
+    penalty = regularization_loss(model)
+    return loss if penalty is None else loss + penalty
+
+
 def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor, config: TrainConfig, seed: int,
-        on_epoch: Callable[[int, float, float], None] | None = None) -> History:
-    """Train `model` in place on X [n, channels, time], y [n]; reshuffle every epoch, keep the last batch."""
+        on_epoch: Callable[[int, History], None] | None = None,
+        validation: tuple[torch.Tensor, torch.Tensor] | None = None) -> History:
+    """Train `model` in place on X [n, channels, time], y [n]; reshuffle every epoch, keep the last batch.
+
+    With `validation` (X, y), record its loss and accuracy after every epoch and, when the config has a
+    patience, stop early and restore the best epoch's weights.
+    """
+    if config.patience is not None and validation is None:
+        raise ValueError("early stopping (patience) needs a validation set")
     generator = seed_everything(seed)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, eps=KERAS_ADAM_EPS)
     loss_fn = nn.CrossEntropyLoss()
     history = History()
+    best_state: dict[str, torch.Tensor] | None = None
     start = time.perf_counter()
-    model.train()
     n = len(X)
-    for epoch in range(config.epochs):
+    for epoch in range(1, config.epochs + 1):
+        model.train()
         order = torch.randperm(n, generator=generator)
         total_loss, correct = 0.0, 0
         for first in range(0, n, config.batch_size):
@@ -59,17 +90,39 @@ def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor, config: TrainConfig,
             xb, yb = X[idx], y[idx]
             optimizer.zero_grad(set_to_none=True)
             logits = model(xb)
-            loss = loss_fn(logits, yb)
+            loss = _with_penalty(loss_fn(logits, yb), model)
             loss.backward()
             optimizer.step()
+            apply_constraints(model)
             total_loss += loss.item() * len(idx)
             correct += int((logits.argmax(1) == yb).sum())
         history.loss.append(total_loss / n)
         history.accuracy.append(correct / n)
+        if validation is not None:
+            val_loss, val_accuracy = evaluate(model, *validation)
+            history.val_loss.append(val_loss)
+            history.val_accuracy.append(val_accuracy)
         if on_epoch is not None:
-            on_epoch(epoch + 1, history.loss[-1], history.accuracy[-1])
+            on_epoch(epoch, history)
+        if config.patience is not None:
+            if history.val_loss[-1] <= min(history.val_loss):
+                history.best_epoch = epoch
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            elif epoch - history.best_epoch >= config.patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
     history.fit_seconds = time.perf_counter() - start
     return history
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> tuple[float, float]:
+    """Loss (regularization included, as Keras reports it) and accuracy of `model` on X, y."""
+    model.eval()
+    logits = torch.cat([model(X[i:i + batch_size]) for i in range(0, len(X), batch_size)])
+    loss = _with_penalty(nn.functional.cross_entropy(logits, y), model)
+    return float(loss), float((logits.argmax(1) == y).float().mean())
 
 
 @torch.no_grad()

@@ -1,0 +1,136 @@
+"""Keras-semantics building blocks shared by the architectures: a Conv1D with every option Keras documents,
+time-major flattening, and the penalty/constraint protocol the training loop honours.
+
+A layer that adds a loss term defines `regularization_loss()`; one whose weights are projected after each
+optimizer step defines `apply_constraints()`. The loop finds them with the two functions at the bottom.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from harlab.models.init import initialize
+
+InitializerName = Literal["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
+                          "lecun_normal", "orthogonal", "random_normal", "random_uniform", "truncated_normal",
+                          "zeros", "ones"]
+ActivationName = Literal["relu", "relu6", "elu", "selu", "gelu", "sigmoid", "hard_sigmoid", "tanh", "softplus",
+                         "softsign", "swish", "silu", "leaky_relu", "mish", "exponential", "linear"]
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "relu": F.relu, "relu6": F.relu6, "elu": F.elu, "selu": F.selu, "gelu": F.gelu, "sigmoid": torch.sigmoid,
+    "hard_sigmoid": F.hardsigmoid, "tanh": torch.tanh, "softplus": F.softplus, "softsign": F.softsign,
+    "swish": F.silu, "silu": F.silu, "leaky_relu": lambda x: F.leaky_relu(x, 0.2),  # Keras 3's default slope
+    "mish": F.mish, "exponential": torch.exp, "linear": lambda x: x,
+}
+
+KERAS_EPSILON = 1e-7
+
+
+class ConvOptions(BaseModel):
+    """The options of Keras's Conv1D besides filters and kernel size, applied to every convolution of a model."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    strides: int = Field(default=1, ge=1)
+    padding: Literal["valid", "same", "causal"] = "valid"
+    dilation_rate: int = Field(default=1, ge=1)
+    activation: ActivationName = "relu"
+    use_bias: bool = True
+    kernel_initializer: InitializerName = "glorot_uniform"
+    bias_initializer: InitializerName = "zeros"
+    kernel_l2: float = Field(default=0.0, ge=0, description="Keras l2(λ): adds λ·Σw² of the kernels to the loss.")
+    kernel_max_norm: float | None = Field(default=None, gt=0, description="Keras MaxNorm per filter, after each step.")
+
+
+class Conv1D(nn.Module):
+    """Keras's Conv1D on [batch, channels, time]: `valid`, `same` (TensorFlow's split) or `causal` padding."""
+
+    def __init__(self, in_channels: int, filters: int, kernel_size: int, options: ConvOptions | None = None,
+                 activation: ActivationName | None = None):
+        super().__init__()
+        self.options = options = options or ConvOptions()
+        self.kernel_size = kernel_size
+        self.activation_name = activation or options.activation
+        self.weight = nn.Parameter(torch.empty(filters, in_channels, kernel_size))
+        self.bias = nn.Parameter(torch.empty(filters)) if options.use_bias else None
+        initialize(self.weight, options.kernel_initializer)
+        if self.bias is not None:
+            initialize(self.bias, options.bias_initializer)
+
+    def padding(self, length: int) -> tuple[int, int]:
+        """Zeros added (before, after) the time axis of an input `length` steps long."""
+        o = self.options
+        span = (self.kernel_size - 1) * o.dilation_rate + 1
+        if o.padding == "causal":
+            return span - 1, 0
+        if o.padding == "same":
+            total = max((math.ceil(length / o.strides) - 1) * o.strides + span - length, 0)
+            return total // 2, total - total // 2
+        return 0, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        before, after = self.padding(x.shape[-1])
+        if before or after:
+            x = F.pad(x, (before, after))
+        y = F.conv1d(x, self.weight, self.bias, stride=self.options.strides, dilation=self.options.dilation_rate)
+        return ACTIVATIONS[self.activation_name](y)
+
+    def regularization_loss(self) -> torch.Tensor | None:
+        if not self.options.kernel_l2:
+            return None
+        return self.options.kernel_l2 * self.weight.square().sum()
+
+    @torch.no_grad()
+    def apply_constraints(self) -> None:
+        if self.options.kernel_max_norm is None:
+            return
+        norms = self.weight.square().sum(dim=(1, 2), keepdim=True).sqrt()
+        self.weight.mul_(norms.clamp(max=self.options.kernel_max_norm) / (KERAS_EPSILON + norms))
+
+    def extra_repr(self) -> str:
+        o = self.options
+        return (f"{self.weight.shape[1]}, {self.weight.shape[0]}, kernel_size={self.kernel_size}, "
+                f"strides={o.strides}, padding={o.padding}, dilation_rate={o.dilation_rate}, "
+                f"activation={self.activation_name}")
+
+
+class TimeMajorFlatten(nn.Module):
+    """Keras's Flatten of [batch, time, channels], applied to [batch, channels, time]: dense weights map 1:1."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.transpose(1, 2).flatten(1)
+
+
+class ShapeError(ValueError):
+    """A model cannot be built for the given input shape (e.g. the window is shorter than the kernels need)."""
+
+
+def output_shape(layers: nn.Module, n_channels: int, n_timesteps: int) -> tuple[int, ...]:
+    """Shape of one window after `layers` (batch dimension dropped), found by passing a zero window through."""
+    try:
+        with torch.no_grad():
+            return tuple(layers(torch.zeros(1, n_channels, n_timesteps)).shape[1:])
+    except RuntimeError as exc:
+        raise ShapeError(f"the window is too short for these layers ({str(exc).splitlines()[0]})") from None
+
+
+def regularization_loss(model: nn.Module) -> torch.Tensor | None:
+    """Sum of the loss terms the layers of `model` add (Keras's `model.losses`), or None when none does."""
+    terms = [m.regularization_loss() for m in model.modules() if hasattr(m, "regularization_loss")]
+    terms = [t for t in terms if t is not None]
+    return torch.stack(terms).sum() if terms else None
+
+
+def apply_constraints(model: nn.Module) -> None:
+    """Project the weights of every constrained layer of `model`, as Keras does after each update."""
+    for m in model.modules():
+        if hasattr(m, "apply_constraints"):
+            m.apply_constraints()
