@@ -51,8 +51,9 @@ def main() -> None:
             lines = subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()
             runs = [json.loads(line) for line in lines if '"repeat"' in line]
             accs = [r["acc"] for r in runs]
+            fit_s = round(float(np.mean([r["fit_s"] for r in runs])), 2)
             print(json.dumps({"side": "keras", "runs": len(accs), "mean": float(np.mean(accs)),
-                              "std": float(np.std(accs)), "fit_s": round(float(np.mean([r["fit_s"] for r in runs])), 2)}))
+                              "std": float(np.std(accs)), "fit_s": fit_s}))
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import typing
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,6 +21,8 @@ app = typer.Typer(help="Human activity recognition from raw sensor signals.", no
                   pretty_exceptions_enable=False, add_completion=False)
 data_app = typer.Typer(help="Fetch, inspect and plot datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+models_app = typer.Typer(help="List the registered models and show their layers.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Folder of local copies: DIR/<dataset>/ "
                                               "(default $HARLAB_DATA_DIR).", file_okay=False)]
@@ -33,21 +36,40 @@ def _dataset_options(window: int | None, step: int | None, transitions: bool) ->
     return {k: v for k, v in options.items() if v is not None}
 
 
-def _parse_params(params: list[str]) -> dict[str, Any]:
+Param = Annotated[list[str] | None, typer.Option(
+    help="Model hyperparameter NAME=VALUE, repeatable (see `harlab models list`); lists as 3,5,11.")]
+
+
+def _parse_value(raw: str) -> Any:
+    if "," in raw:
+        return [_parse_value(part) for part in raw.split(",") if part]
+    if raw.lower() in {"true", "false"}:
+        return raw.lower() == "true"
+    if raw.lower() in {"none", "null"}:
+        return None
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+def _parse_params(params: list[str] | None) -> dict[str, Any]:
     parsed: dict[str, Any] = {}
-    for item in params:
+    for item in params or []:
         key, sep, raw = item.partition("=")
         if not sep or not key:
             raise HarlabError(f"--param {item!r}: expected NAME=VALUE, e.g. --param filters=128")
-        try:
-            value: Any = int(raw)
-        except ValueError:
-            try:
-                value = float(raw)
-            except ValueError:
-                value = raw
-        parsed[key] = value
+        parsed[key.strip()] = _parse_value(raw.strip())
     return parsed
+
+
+def _parse_input(text: str) -> tuple[int, int]:
+    steps, sep, channels = text.lower().partition("x")
+    if not (sep and steps.isdigit() and channels.isdigit()) or not int(steps) or not int(channels):
+        raise HarlabError(f"--input {text!r}: expected TIMESTEPSxCHANNELS, e.g. --input 128x9")
+    return int(steps), int(channels)
 
 
 @data_app.command("fetch")
@@ -113,29 +135,72 @@ def data_plot(dataset: str, out: Annotated[Path, typer.Option(help="Figure file 
     say(f"wrote {out}")
 
 
-@app.command("models")
-def models() -> None:
-    """The registered models with their tutorial defaults."""
+@models_app.command("list")
+def models_list() -> None:
+    """Names, architectures, tutorial training settings and hyperparameters (with defaults)."""
+    from harlab.models.layers import ConvOptions
     from harlab.models.registry import get_entry, model_names
 
-    table = Table("name", "epochs", "batch", "hyperparameters", "architecture")
+    table = Table("name", "architecture", "training", "hyperparameters")
     for name in model_names():
         e = get_entry(name)
-        table.add_row(name, str(e.epochs), str(e.batch_size), ", ".join(f"{k}={v}" for k, v in
-                                                                         e.hyperparameters.items()), e.summary)
-    Console().print(table)
+        grouped = {field for group in e.groups.values() for field in group.model_fields}
+        own = ", ".join(f"{k}={v}" for k, v in e.hyperparameters.items() if k not in grouped)
+        table.add_row(name, e.summary, e.training_defaults(), own + (" + Conv1D options" if grouped else ""))
+    out = Console(highlight=False, soft_wrap=True)
+    out.print(table)
+    out.print("Conv1D options (Keras's, applied to every convolution; --param NAME=VALUE):")
+    for field, info in ConvOptions.model_fields.items():
+        out.print(escape(f"  {field}={info.default}  {_describe_type(info.annotation)}"
+                         + (f"  {info.description}" if info.description else "")))
+
+
+def _describe_type(annotation: Any) -> str:
+    choices = typing.get_args(annotation)
+    if typing.get_origin(annotation) is typing.Literal:
+        return " | ".join(map(str, choices))
+    return " | ".join(getattr(t, "__name__", str(t)) for t in choices) if choices else annotation.__name__
+
+
+@models_app.command("summary")
+def models_summary(
+    name: str,
+    input_shape: Annotated[str, typer.Option("--input", help="Window as TIMESTEPSxCHANNELS.")] = "128x9",
+    classes: Annotated[int, typer.Option(min=2, help="Number of classes.")] = 6,
+    param: Param = None,
+) -> None:
+    """A layer table like Keras's model.summary(): layer, output shape, parameters, total."""
+    from harlab.models.registry import count_parameters, create_model
+    from harlab.models.summary import layer_table
+
+    steps, channels = _parse_input(input_shape)
+    model = create_model(name, channels, steps, classes, **_parse_params(param))
+    table = Table("layer", "type", "output shape", "params")
+    for row in layer_table(model, channels, steps):
+        table.add_row(row.name, row.kind, row.output_shape, f"{row.parameters:,}")
+    out = Console(highlight=False, soft_wrap=True)
+    out.print(escape(f"{name} on windows of {steps} steps × {channels} channels; shapes are [batch, channels, time], "
+                     "None·k means k items per window"))
+    out.print(table)
+    frozen = sum(b.numel() for b in model.buffers())
+    out.print(f"Total params: {count_parameters(model):,}" + (f" (and {frozen:,} fixed values)" if frozen else ""))
 
 
 @app.command("train")
 def train(
-    model: Annotated[str, typer.Option(help="Model name (see `harlab models`).")] = "cnn",
+    model: Annotated[str, typer.Option(help="Model name (see `harlab models list`).")] = "cnn",
     repeats: Annotated[int, typer.Option(min=1, help="Independently seeded runs.")] = 10,
     dataset: Annotated[str | None, typer.Option(help="uci-har or hapt (default: uci-har, else hapt).")] = None,
     standardize: Annotated[bool, typer.Option(help="Per-channel standardization fitted on train.")] = False,
     seed: Annotated[int, typer.Option(min=0, help="Base seed; run i uses seed + i − 1.")] = 0,
     epochs: Annotated[int | None, typer.Option(min=1, help="Default: the model's tutorial setting.")] = None,
     batch_size: Annotated[int | None, typer.Option(min=1, help="Default: the model's tutorial setting.")] = None,
-    param: Annotated[list[str] | None, typer.Option(help="Model hyperparameter NAME=VALUE (repeatable).")] = None,
+    validation_split: Annotated[float | None, typer.Option(
+        min=0, max=0.99, help="Fraction of training subjects held out for validation curves and early stopping "
+        "(default: the model's; 0 turns early stopping off).")] = None,
+    patience: Annotated[int | None, typer.Option(min=0, help="Early-stopping patience in epochs on validation "
+                                                 "loss (default: the model's).")] = None,
+    param: Param = None,
     out: Annotated[Path | None, typer.Option(help="Results JSON; an existing one with the same "
                                              "configuration is resumed.")] = None,
     data_dir: DataDir = None,
@@ -150,8 +215,9 @@ def train(
 
     if threads:
         torch.set_num_threads(threads)
-    config = RepeatConfig(model=model, hyperparameters=_parse_params(param or []), standardize=standardize,
-                          epochs=epochs, batch_size=batch_size, repeats=repeats, seed=seed)
+    config = RepeatConfig(model=model, hyperparameters=_parse_params(param),
+                          standardize=standardize, epochs=epochs, batch_size=batch_size,
+                          validation_split=validation_split, patience=patience, repeats=repeats, seed=seed)
     train_config = config.train_config()
     data = load_tutorial_dataset(dataset, data_dir, **_dataset_options(window, step, transitions))
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")

@@ -94,7 +94,7 @@ def load_hapt(data_dir: Path | None = None, window: int = 128, step: int = 64, t
 DATASETS = {uci_har.NAME: load_uci_har, hapt.NAME: load_hapt}
 
 
-def load_dataset(name: str, data_dir: Path | None = None, quiet: bool = False, **options: Any) -> WindowSet:
+def load_dataset(name: str, data_dir: str | Path | None = None, quiet: bool = False, **options: Any) -> WindowSet:
     """Load a dataset by name; `options` are the dataset's own (e.g. window, step, transitions for hapt)."""
     if name not in DATASETS:
         raise HarlabError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
@@ -105,7 +105,7 @@ def load_dataset(name: str, data_dir: Path | None = None, quiet: bool = False, *
     return loader(local_data_dir(data_dir), quiet=quiet, **options)
 
 
-def load_tutorial_dataset(name: str | None, data_dir: Path | None = None, quiet: bool = False,
+def load_tutorial_dataset(name: str | None, data_dir: str | Path | None = None, quiet: bool = False,
                           **options: Any) -> WindowSet:
     """The requested dataset; with none requested, UCI HAR, or the hapt windows when it cannot be had."""
     if name is not None:

@@ -35,9 +35,10 @@ def cache_dir() -> Path:
     return Path(os.environ.get("HARLAB_CACHE") or Path.home() / ".cache" / "harlab").expanduser()
 
 
-def local_data_dir(explicit: Path | None = None) -> Path | None:
+def local_data_dir(explicit: str | Path | None = None) -> Path | None:
     """The user's folder of local dataset copies: `--data-dir`, else `$HARLAB_DATA_DIR`, else none."""
-    chosen = explicit or (Path(os.environ["HARLAB_DATA_DIR"]) if os.environ.get("HARLAB_DATA_DIR") else None)
+    chosen = explicit or os.environ.get("HARLAB_DATA_DIR") or None
+    chosen = Path(chosen).expanduser() if chosen else None
     if chosen is not None and not chosen.is_dir():
         raise DataError(chosen, "data folder does not exist", "pass an existing folder to --data-dir")
     return chosen

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from harlab.data.transforms import Standardizer
 from harlab.data.windowset import WindowSet
@@ -20,7 +20,7 @@ from harlab.environment import describe_environment, now_iso
 from harlab.errors import DataError, HarlabError
 from harlab.evaluation.metrics import score
 from harlab.files import atomic_write_json
-from harlab.models.registry import count_parameters, create_model, get_entry
+from harlab.models.registry import count_parameters, create_model, get_entry, validate_hyperparameters
 from harlab.training.loop import TrainConfig, fit, predict, to_tensor
 
 
@@ -39,6 +39,12 @@ class RepeatConfig(BaseModel):
     patience: int | None = Field(default=None, ge=0)
     repeats: int = Field(default=10, ge=1)
     seed: int = Field(default=0, ge=0)
+
+    @field_validator("hyperparameters")
+    @classmethod
+    def _complete(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """All of the model's hyperparameters, validated, so a record says exactly what was trained."""
+        return validate_hyperparameters(info.data["model"], value) if "model" in info.data else value
 
     def train_config(self) -> TrainConfig:
         """The model's tutorial training settings with this configuration's overrides; a validation split of

@@ -18,6 +18,8 @@ class KerasLSTM(nn.Module):
     Keras's too: Glorot-uniform kernel, orthogonal recurrent kernel, zero bias with the forget gate at 1.
     """
 
+    summary_as_layer = True  # one row in a model summary, as Keras shows it
+
     def __init__(self, input_size: int, units: int, layers: int = 1, bidirectional: bool = False):
         super().__init__()
         self.lstm = nn.LSTM(input_size, units, num_layers=layers, bidirectional=bidirectional, batch_first=True)

@@ -99,13 +99,14 @@ def get_entry(name: str) -> ModelEntry:
 
 
 def validate_hyperparameters(name: str, hyperparameters: dict[str, Any]) -> dict[str, Any]:
-    """`hyperparameters` checked and converted to their declared types; a one-line error names the bad one."""
+    """Every hyperparameter of `name`: the given ones checked and converted, defaults for the rest, in JSON
+    types (lists, not tuples); a one-line error names a bad one."""
     entry = get_entry(name)
     if unknown := sorted(set(hyperparameters) - set(entry.schema.model_fields)):
         raise HarlabError(f"model {name!r} has no hyperparameter(s) {unknown}; "
                           f"it takes {sorted(entry.schema.model_fields) or 'none'}")
     try:
-        return entry.schema(**hyperparameters).model_dump()
+        return entry.schema(**hyperparameters).model_dump(mode="json")
     except pydantic.ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}={e['input']!r}: {e['msg']}" for e in exc.errors())
         raise HarlabError(f"model {name!r}: {problems}") from None
