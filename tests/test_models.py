@@ -3,8 +3,11 @@ registry's validation, layer summaries, and every model training through the rep
 
 from __future__ import annotations
 
+import json
 import math
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -253,7 +256,7 @@ def test_convlstm_cell_matches_a_hand_computed_case() -> None:
         h = o * math.tanh(c)
     out = layer(torch.tensor(xs).reshape(1, 2, 1, 1, 1))
     assert out.shape == (1, 1, 1, 1)
-    assert float(out) == pytest.approx(h, rel=1e-6)
+    assert out.item() == pytest.approx(h, rel=1e-6)
 
 
 def reference_convlstm(x: np.ndarray, W: np.ndarray, U: np.ndarray, b: np.ndarray, act) -> np.ndarray:
@@ -309,6 +312,7 @@ def test_convlstm_recurrent_kernel_is_keras_orthogonal() -> None:
     ({"filters": 0}, "filters=0: Input should be greater than 0"),
     ({"kernel_initializer": "glorot"}, "kernel_initializer='glorot'"),
     ({"kernel_l2": -1}, "kernel_l2=-1: Input should be greater than or equal to 0"),
+    ({"bias_initializer": "orthogonal"}, "bias_initializer='orthogonal'"),
     ({"filtres": 3}, "no hyperparameter(s) ['filtres']"),
 ])
 def test_bad_hyperparameters_are_one_line_errors(hyperparameters: dict, message: str) -> None:
@@ -441,3 +445,22 @@ def test_every_model_runs_the_protocol_on_real_windows(name: str, small_hapt: Wi
         assert len(run["history"]["val_loss"]) == len(run["history"]["loss"]) and run["best_epoch"] in (1, 2)
     else:
         assert run["validation_subjects"] == [] and "val_loss" not in run["history"]
+
+
+def test_train_command_runs_a_model_with_early_stopping(shared_data: Path, tmp_path: Path) -> None:
+    """`harlab train` end to end on the real windows: per-run lines, summary, a complete results file."""
+    out = tmp_path / "wisdm.json"
+    result = subprocess.run(
+        [sys.executable, "-m", "harlab", "train", "--model", "wisdm_cnn", "--repeats", "2", "--epochs", "2",
+         "--dataset", "hapt", "--data-dir", str(shared_data), "--out", str(out), "--param", "filters=16",
+         "--param", "late_filters=16", "--param", "padding=same", "--param", "kernel_initializer=he_uniform"],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^>#1: \d+\.\d{3}$", result.stdout, re.M) and re.search(r"^>#2: ", result.stdout, re.M)
+    assert re.search(r"^Accuracy: \d+\.\d% \(\+/-\d+\.\d\)$", result.stdout, re.M)
+    record = json.loads(out.read_text())
+    assert record["config"]["hyperparameters"]["padding"] == "same"
+    assert record["config"]["hyperparameters"]["kernel_size"] == 10  # defaults recorded too
+    assert record["training"]["patience"] == 5 and record["training"]["batch_size"] == 400
+    assert [len(run["validation_subjects"]) for run in record["runs"]] == [4, 4]  # 20 % of 21 subjects
+    assert record["runs"][0]["validation_subjects"] != record["runs"][1]["validation_subjects"]

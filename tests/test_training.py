@@ -7,20 +7,12 @@ import math
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 
 from harlab.data.datasets import load_dataset
 from harlab.experiments.repeats import RepeatConfig, run_repeats
-from harlab.models.registry import count_parameters, create_model
+from harlab.models.registry import create_model
 from harlab.training.loop import TrainConfig, fit, predict, to_tensor
-
-
-@pytest.mark.parametrize(("filters", "kernel", "expected"), [
-    (64, 3, 411_650), (8, 3, 50_730), (256, 3, 1_791_938), (64, 2, 413_378), (64, 11, 397_826)])
-def test_cnn_has_keras_parameter_count(filters: int, kernel: int, expected: int) -> None:
-    model = create_model("cnn", 9, 128, 6, filters=filters, kernel_size=kernel)
-    assert count_parameters(model) == expected
 
 
 def test_keras_initialization_and_flatten_order() -> None:

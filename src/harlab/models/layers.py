@@ -18,9 +18,9 @@ from torch import nn
 
 from harlab.models.init import initialize
 
-InitializerName = Literal["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
-                          "lecun_normal", "orthogonal", "random_normal", "random_uniform", "truncated_normal",
-                          "zeros", "ones"]
+BiasInitializerName = Literal["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
+                              "lecun_normal", "random_normal", "random_uniform", "truncated_normal", "zeros", "ones"]
+InitializerName = Literal[BiasInitializerName, "orthogonal"]  # orthogonal needs a matrix, as in Keras
 ActivationName = Literal["relu", "relu6", "elu", "selu", "gelu", "sigmoid", "hard_sigmoid", "tanh", "softplus",
                          "softsign", "swish", "silu", "leaky_relu", "mish", "exponential", "linear"]
 
@@ -45,7 +45,7 @@ class ConvOptions(BaseModel):
     activation: ActivationName = "relu"
     use_bias: bool = True
     kernel_initializer: InitializerName = "glorot_uniform"
-    bias_initializer: InitializerName = "zeros"
+    bias_initializer: BiasInitializerName = "zeros"
     kernel_l2: float = Field(default=0.0, ge=0, description="Keras l2(λ): adds λ·Σw² of the kernels to the loss.")
     kernel_max_norm: float | None = Field(default=None, gt=0, description="Keras MaxNorm per filter, after each step.")
 
@@ -53,12 +53,11 @@ class ConvOptions(BaseModel):
 class Conv1D(nn.Module):
     """Keras's Conv1D on [batch, channels, time]: `valid`, `same` (TensorFlow's split) or `causal` padding."""
 
-    def __init__(self, in_channels: int, filters: int, kernel_size: int, options: ConvOptions | None = None,
-                 activation: ActivationName | None = None):
+    def __init__(self, in_channels: int, filters: int, kernel_size: int, options: ConvOptions | None = None):
         super().__init__()
         self.options = options = options or ConvOptions()
         self.kernel_size = kernel_size
-        self.activation_name = activation or options.activation
+        self.activation = ACTIVATIONS[options.activation]
         self.weight = nn.Parameter(torch.empty(filters, in_channels, kernel_size))
         self.bias = nn.Parameter(torch.empty(filters)) if options.use_bias else None
         initialize(self.weight, options.kernel_initializer)
@@ -81,7 +80,7 @@ class Conv1D(nn.Module):
         if before or after:
             x = F.pad(x, (before, after))
         y = F.conv1d(x, self.weight, self.bias, stride=self.options.strides, dilation=self.options.dilation_rate)
-        return ACTIVATIONS[self.activation_name](y)
+        return self.activation(y)
 
     def regularization_loss(self) -> torch.Tensor | None:
         if not self.options.kernel_l2:
@@ -99,7 +98,7 @@ class Conv1D(nn.Module):
         o = self.options
         return (f"{self.weight.shape[1]}, {self.weight.shape[0]}, kernel_size={self.kernel_size}, "
                 f"strides={o.strides}, padding={o.padding}, dilation_rate={o.dilation_rate}, "
-                f"activation={self.activation_name}")
+                f"activation={o.activation}")
 
 
 class TimeMajorFlatten(nn.Module):
