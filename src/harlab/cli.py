@@ -23,12 +23,24 @@ data_app = typer.Typer(help="Fetch, inspect and plot datasets.", no_args_is_help
 app.add_typer(data_app, name="data")
 models_app = typer.Typer(help="List the registered models and show their layers.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+experiment_app = typer.Typer(help="Run experiments from spec files and report on them.", no_args_is_help=True)
+app.add_typer(experiment_app, name="experiment")
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Folder of local copies: DIR/<dataset>/ "
                                               "(default $HARLAB_DATA_DIR).", file_okay=False)]
 Window = Annotated[int | None, typer.Option(help="hapt: window length in samples (default 128).")]
 Step = Annotated[int | None, typer.Option(help="hapt: step between windows in samples (default 64).")]
 Transitions = Annotated[bool, typer.Option("--transitions", help="hapt: 12 classes, postural transitions too.")]
+Threads = Annotated[int | None, typer.Option(min=1, help="torch CPU threads (default: all cores).")]
+PROGRESS_COLUMNS = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), TimeRemainingColumn())
+
+
+def _set_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
 
 
 def _dataset_options(window: int | None, step: int | None, transitions: bool) -> dict[str, Any]:
@@ -126,12 +138,12 @@ def data_plot(dataset: str, out: Annotated[Path, typer.Option(help="Figure file 
 
     from harlab.data.datasets import load_dataset
     from harlab.data.transforms import Standardizer
-    from harlab.reports.plots import channel_histograms
+    from harlab.reports.plots import channel_histograms, save_figure
 
     train, _ = load_dataset(dataset, data_dir, **_dataset_options(window, step, transitions)).split()
     if standardize:
         train = replace(train, X=Standardizer.fit(train).apply(train.X))
-    channel_histograms(train, out)
+    save_figure(channel_histograms(train), out)
     say(f"wrote {out}")
 
 
@@ -205,16 +217,13 @@ def train(
                                              "configuration is resumed.")] = None,
     data_dir: DataDir = None,
     window: Window = None, step: Step = None, transitions: Transitions = False,
-    threads: Annotated[int | None, typer.Option(min=1, help="torch CPU threads (default: all cores).")] = None,
+    threads: Threads = None,
 ) -> None:
     """Train a model `repeats` times with different seeds and report test accuracy as mean ± std."""
-    import torch
-
     from harlab.data.datasets import load_tutorial_dataset
     from harlab.experiments.repeats import RepeatConfig, RunResult, run_repeats
 
-    if threads:
-        torch.set_num_threads(threads)
+    _set_threads(threads)
     config = RepeatConfig(model=model, hyperparameters=_parse_params(param),
                           standardize=standardize, epochs=epochs, batch_size=batch_size,
                           validation_split=validation_split, patience=patience, repeats=repeats, seed=seed)
@@ -225,9 +234,7 @@ def train(
     say(f"{model} on {data.provenance.dataset} ({len(data)} windows), {repeats} runs × "
         f"{train_config.epochs} epochs, batch {train_config.batch_size}" + (", standardized" if standardize else ""))
 
-    columns = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True) as progress:
+    with Progress(*PROGRESS_COLUMNS, console=console, transient=True) as progress:
         task = progress.add_task("epochs", total=repeats * train_config.epochs)
 
         def on_run(run: RunResult) -> None:
@@ -243,6 +250,109 @@ def train(
     seconds = [run["fit_seconds"] for run in record["runs"]]
     print(f"Accuracy: {summary['mean']:.1f}% (+/-{summary['std']:.1f})")
     say(f"{summary['runs']} runs, {sum(seconds) / len(seconds):.1f} s per fit; results in {out}")
+
+
+def _run_experiment(spec: Any, data: Any, out: Path) -> None:
+    """Run `spec` with a progress bar over all its epochs and a tutorial-style line per finished run."""
+    from harlab.experiments.runner import run_experiment
+
+    with Progress(*PROGRESS_COLUMNS, console=console, transient=True) as progress:
+        task = progress.add_task(spec.name, total=None)
+        try:
+            run_experiment(spec, data, out,
+                           on_start=lambda total, done: progress.update(task, total=total, completed=done),
+                           on_epoch=lambda: progress.advance(task),
+                           on_run=lambda c, run: print(f">{c.label} #{run.repeat}: {run.accuracy * 100:.3f}",
+                                                       flush=True))
+        except KeyboardInterrupt:
+            progress.stop()
+            say(f"interrupted: finished runs are kept in {out}; run the same command again to finish")
+            raise typer.Exit(130) from None
+
+
+def _report_experiment(out: Path) -> None:
+    from harlab.experiments.store import ResultsStore
+    from harlab.reports.analysis import analyze, comparison_lines, summary_lines
+    from harlab.reports.html import experiment_report
+
+    result = analyze(ResultsStore(out))
+    for line in summary_lines(result):
+        print(line)
+    for line in comparison_lines(result):
+        print("  " + line)
+    say(f"{result.finished} of {result.planned} runs; report: {experiment_report(result, out)}")
+
+
+@experiment_app.command("run")
+def experiment_run(
+    spec: Annotated[Path, typer.Argument(help="Spec file (.toml, .yaml); see src/harlab/experiments/specs/.")],
+    out: Annotated[Path | None, typer.Option(help="Results folder (default results/<spec name>); an "
+                                             "existing one of the same experiment is resumed.")] = None,
+    repeats: Annotated[int | None, typer.Option(min=1, help="Override the spec's repeats.")] = None,
+    data_dir: DataDir = None,
+    threads: Threads = None,
+) -> None:
+    """Train every configuration × repeat of a spec, resumably, then summarize and write the HTML report."""
+    from harlab.data.datasets import load_tutorial_dataset
+    from harlab.experiments.spec import load_spec
+
+    _set_threads(threads)
+    experiment = load_spec(spec, {"repeats": repeats} if repeats else None)
+    data = load_tutorial_dataset(experiment.dataset, data_dir, **experiment.dataset_options)
+    out = out or Path("results") / experiment.name
+    _run_experiment(experiment, data, out)
+    _report_experiment(out)
+
+
+@experiment_app.command("report")
+def experiment_report_command(
+    directory: Annotated[Path, typer.Argument(help="An experiment's results folder.", file_okay=False)],
+) -> None:
+    """Summary per configuration with 95% CIs, pairwise Welch tests, figures and DIR/report.html."""
+    if not (directory / "spec.json").is_file():
+        raise HarlabError(f"{directory}: not an experiment folder (no spec.json); pass the --out of "
+                          "`harlab experiment run`")
+    _report_experiment(directory)
+
+
+@app.command("reproduce")
+def reproduce(
+    quick: Annotated[bool, typer.Option("--quick", help="Smoke test: 2 repeats of 1 epoch per configuration.")
+                     ] = False,
+    only: Annotated[list[str] | None, typer.Option(help="Run only this experiment (repeatable): cnn, "
+                                                   "standardize, filters, kernel-size, multihead_cnn, lstm, "
+                                                   "cnn_lstm, convlstm.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Results folder (default results/reproduce, or "
+                                             "results/reproduce-quick); rerun to resume.")] = None,
+    data_dir: DataDir = None,
+    threads: Threads = None,
+) -> None:
+    """The tutorials' eight experiments (180 models) and one HTML report beside the tutorials' figures."""
+    import time
+
+    from harlab.data.datasets import load_tutorial_dataset
+    from harlab.experiments.reproduce import tutorial_specs
+    from harlab.experiments.store import ResultsStore
+    from harlab.reports.analysis import analyze, summary_lines
+    from harlab.reports.html import reproduce_report
+
+    _set_threads(threads)
+    start = time.perf_counter()
+    specs = tutorial_specs(quick, only)
+    data = load_tutorial_dataset(None, data_dir)
+    out = out or Path("results") / ("reproduce-quick" if quick else "reproduce")
+    for spec in specs:
+        say(f"{spec.name}: {spec.description}")
+        _run_experiment(spec, data, out / spec.name)
+    results = [analyze(ResultsStore(out / spec.name)) for spec in specs]
+    for result in results:
+        print(f"{result.name}:")
+        for line in summary_lines(result):
+            print("  " + line)
+    wall = time.perf_counter() - start
+    note = (f"{sum(r.finished for r in results)} runs on {data.provenance.dataset}; this invocation took "
+            f"{wall / 60:.1f} min" + (" (quick: 2 repeats of 1 epoch)" if quick else ""))
+    say(f"{note}; report: {reproduce_report(results, out, note)}")
 
 
 def main() -> None:

@@ -91,18 +91,24 @@ def dataset_record(data: WindowSet, train: WindowSet, test: WindowSet) -> dict[s
 
 
 def load_previous(path: Path, config: RepeatConfig, dataset: dict[str, Any]) -> list[RunResult]:
-    """Finished runs of an earlier invocation with the same configuration and data, to resume from."""
+    """Finished runs of an earlier invocation with the same configuration (repeats aside) and data."""
     if not path.exists():
         return []
     try:
         previous = json.loads(path.read_text())
-        same = previous["config"] == config.model_dump() and previous["dataset"] == dataset
+        same = (same_configuration(previous["config"], config.model_dump(mode="json"))
+                and previous["dataset"] == dataset)
         runs = [RunResult(**run) for run in previous["runs"]]
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise DataError(path, f"not a harlab results file ({exc})", "choose another --out") from None
     if not same:
         raise HarlabError(f"{path} holds runs of a different configuration or dataset; choose another --out")
     return runs
+
+
+def same_configuration(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two dumped configurations train the same runs (the number of repeats may differ)."""
+    return {k: v for k, v in a.items() if k != "repeats"} == {k: v for k, v in b.items() if k != "repeats"}
 
 
 def holdout_subjects(train: WindowSet, fraction: float, seed: int) -> list[int]:
@@ -144,17 +150,59 @@ def prepare(train: WindowSet, test: WindowSet, config: RepeatConfig, seed: int) 
                         tensor(test), held_out, standardizer)
 
 
+class RunTrainer:
+    """Trains single seeded runs of any configuration on one dataset's own train/test split, preparing the
+    tensors a configuration needs once (or once per run, where each run holds out its own validation subjects)."""
+
+    def __init__(self, data: WindowSet):
+        self.data = data
+        self.train, self.test = data.split()
+        if len(self.train) == 0 or len(self.test) == 0:
+            raise HarlabError(f"{data.provenance.dataset}: empty train ({len(self.train)}) or test "
+                              f"({len(self.test)}) split")
+        self._prepared: dict[bool, PreparedData] = {}
+
+    def check(self, config: RepeatConfig) -> None:
+        """Fail now, with one line, if `config`'s model cannot be built for these windows."""
+        create_model(config.model, self.data.X.shape[2], self.data.window, len(self.data.classes),
+                     **config.hyperparameters)
+
+    def prepared(self, config: RepeatConfig, seed: int) -> PreparedData:
+        if config.train_config().validation_split:
+            return prepare(self.train, self.test, config, seed)
+        if config.standardize not in self._prepared:
+            self._prepared[config.standardize] = prepare(self.train, self.test, config, seed)
+        return self._prepared[config.standardize]
+
+    def run(self, config: RepeatConfig, repeat: int, on_epoch: Callable[[], None] = lambda: None) -> RunResult:
+        """Train and score repeat `repeat` (1-based) of `config`; `on_epoch` is called once per planned epoch."""
+        train_config = config.train_config()
+        seed = config.run_seed(repeat)
+        prepared = self.prepared(config, seed)
+        torch.manual_seed(seed)
+        data = self.data
+        model = create_model(config.model, data.X.shape[2], data.window, len(data.classes), **config.hyperparameters)
+        history = fit(model, prepared.X_fit, prepared.y_fit, train_config, seed,
+                      on_epoch=lambda *_: on_epoch(), validation=prepared.validation)
+        for _ in range(train_config.epochs - len(history.loss)):  # epochs early stopping skipped
+            on_epoch()
+        scores = score(self.test.y, predict(model, prepared.X_test), data.classes)
+        return RunResult(repeat, seed, scores.accuracy, scores.macro_f1, scores.per_class, scores.confusion,
+                         history.as_dict(), history.best_epoch, prepared.validation_subjects, history.fit_seconds,
+                         count_parameters(model),
+                         prepared.standardizer.to_dict() if prepared.standardizer else None)
+
+
 def run_repeats(data: WindowSet, config: RepeatConfig, out: Path,
                 on_run: Callable[[RunResult], None] = lambda run: None,
                 on_epoch: Callable[[], None] = lambda: None) -> dict[str, Any]:
     """Train and score `config.repeats` seeded runs on data's own train/test split; write `out` after each."""
-    train, test = data.split()
-    if len(train) == 0 or len(test) == 0:
-        raise HarlabError(f"{data.provenance.dataset}: empty train ({len(train)}) or test ({len(test)}) split")
+    trainer = RunTrainer(data)
+    trainer.check(config)
     train_config = config.train_config()
-    dataset = dataset_record(data, train, test)
+    dataset = dataset_record(data, trainer.train, trainer.test)
     record: dict[str, Any] = {
-        "config": config.model_dump(), "training": asdict(train_config), "dataset": dataset,
+        "config": config.model_dump(mode="json"), "training": asdict(train_config), "dataset": dataset,
         "environment": describe_environment(), "started": now_iso(), "runs": []}
     runs = load_previous(out, config, dataset)
     done = {run.repeat for run in runs}
@@ -169,24 +217,11 @@ def run_repeats(data: WindowSet, config: RepeatConfig, out: Path,
         on_run(run)
         for _ in range(train_config.epochs):
             on_epoch()
-    shared = None if train_config.validation_split else prepare(train, test, config, config.seed)
     for repeat in range(1, config.repeats + 1):
-        if repeat in done:
-            continue
-        seed = config.run_seed(repeat)
-        prepared = shared or prepare(train, test, config, seed)
-        torch.manual_seed(seed)
-        model = create_model(config.model, data.X.shape[2], data.window, len(data.classes), **config.hyperparameters)
-        history = fit(model, prepared.X_fit, prepared.y_fit, train_config, seed,
-                      on_epoch=lambda *_: on_epoch(), validation=prepared.validation)
-        for _ in range(train_config.epochs - len(history.loss)):  # epochs early stopping skipped
-            on_epoch()
-        scores = score(test.y, predict(model, prepared.X_test), data.classes)
-        run = RunResult(repeat, seed, scores.accuracy, scores.macro_f1, scores.per_class, scores.confusion,
-                        history.as_dict(), history.best_epoch, prepared.validation_subjects, history.fit_seconds,
-                        count_parameters(model), prepared.standardizer.to_dict() if prepared.standardizer else None)
-        runs.append(run)
-        save()
-        on_run(run)
+        if repeat not in done:
+            run = trainer.run(config, repeat, on_epoch)
+            runs.append(run)
+            save()
+            on_run(run)
     save()
     return record

@@ -1,11 +1,13 @@
-"""Figures, written as PNG or SVG by the file's suffix."""
+"""Figures: each builder returns a matplotlib Figure; `save_figure` writes it as PNG, SVG or PDF by suffix."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -17,17 +19,24 @@ from harlab.files import atomic_write_bytes
 FORMATS = {".png", ".svg", ".pdf"}
 
 
+def figure_bytes(figure: plt.Figure, fmt: str) -> bytes:
+    """`figure` rendered as `fmt` (png, svg or pdf)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=fmt, dpi=120, bbox_inches="tight")
+    return buffer.getvalue()
+
+
 def save_figure(figure: plt.Figure, path: Path) -> None:
-    """Write `figure` atomically in the format its suffix names."""
+    """Write `figure` atomically in the format its suffix names, and close it."""
     if path.suffix.lower() not in FORMATS:
         raise HarlabError(f"{path}: unsupported figure format; use one of {', '.join(sorted(FORMATS))}")
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format=path.suffix.lower().lstrip("."), dpi=120, bbox_inches="tight")
-    plt.close(figure)
-    atomic_write_bytes(path, buffer.getvalue())
+    try:
+        atomic_write_bytes(path, figure_bytes(figure, path.suffix.lower().lstrip(".")))
+    finally:
+        plt.close(figure)
 
 
-def channel_histograms(train: WindowSet, path: Path, bins: int = 100) -> None:
+def channel_histograms(train: WindowSet, bins: int = 100) -> plt.Figure:
     """The tutorial's figure: one histogram per channel of the training windows, overlap removed."""
     samples = train.without_overlap()
     n = samples.shape[1]
@@ -38,4 +47,65 @@ def channel_histograms(train: WindowSet, path: Path, bins: int = 100) -> None:
         ax.tick_params(labelsize=7)
     axes[0, 0].set_title(f"{train.provenance.dataset}: per-channel distribution of {len(train)} training windows "
                          f"({len(samples)} samples, overlap removed)", fontsize=9)
-    save_figure(figure, path)
+    return figure
+
+
+def accuracy_boxplot(groups: dict[str, Sequence[float]], title: str,
+                     reference: dict[str, float] | None = None) -> plt.Figure:
+    """The tutorial's figure: a box of test accuracy (%) per configuration, runs as dots, the tutorial's
+    reported mean as a red diamond where it is known."""
+    labels = list(groups)
+    figure, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(labels) + 1.5), 4))
+    ax.boxplot([groups[k] for k in labels], showmeans=True)
+    ax.set_xticks(range(1, len(labels) + 1), labels, rotation=20 if len(labels) > 4 else 0, ha="right"
+                  if len(labels) > 4 else "center", fontsize=8)
+    rng = np.random.default_rng(0)
+    for i, label in enumerate(labels, 1):
+        values = np.asarray(groups[label])
+        ax.plot(i + rng.uniform(-0.08, 0.08, len(values)), values, ".", color="tab:blue", alpha=0.6)
+        if reference and label in reference:
+            ax.plot(i, reference[label], "D", color="tab:red", label="tutorial" if i == 1 else None)
+    if reference and any(k in reference for k in labels):
+        ax.legend(handles=[plt.Line2D([], [], marker="D", color="tab:red", linestyle="", label="tutorial's mean")],
+                  fontsize=8, loc="lower right")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(axis="y", alpha=0.3)
+    return figure
+
+
+def confusion_figure(confusion: Sequence[Sequence[int]], classes: Sequence[str], title: str) -> plt.Figure:
+    """A confusion matrix twice: counts, and normalized per true class (rows sum to 1)."""
+    counts = np.asarray(confusion)
+    normalized = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    for ax, matrix, fmt, name in ((axes[0], counts, "d", "counts"), (axes[1], normalized, ".2f", "row-normalized")):
+        ax.imshow(normalized, cmap="Blues", vmin=0, vmax=1)
+        for (i, j), value in np.ndenumerate(matrix):
+            ax.text(j, i, format(value, fmt), ha="center", va="center", fontsize=7,
+                    color="white" if normalized[i, j] > 0.6 else "black")
+        ax.set_xticks(range(len(classes)), classes, rotation=35, ha="right", fontsize=7)
+        ax.set_yticks(range(len(classes)), classes, fontsize=7)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(name, fontsize=9)
+    figure.suptitle(title, fontsize=10)
+    return figure
+
+
+def learning_curves(histories: Sequence[dict[str, Sequence[float]]], title: str) -> plt.Figure:
+    """Loss and accuracy per epoch of every run (thin lines), training solid and validation dashed."""
+    figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
+        for i, history in enumerate(histories):
+            epochs = range(1, len(history[metric]) + 1)
+            ax.plot(epochs, history[metric], color="tab:blue", alpha=0.5, lw=1, label="training" if i == 0 else None)
+            if f"val_{metric}" in history:
+                ax.plot(epochs, history[f"val_{metric}"], "--", color="tab:orange", alpha=0.6, lw=1,
+                        label="validation" if i == 0 else None)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    figure.suptitle(f"{title} ({len(histories)} runs)", fontsize=10)
+    return figure

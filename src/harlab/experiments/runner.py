@@ -1,0 +1,50 @@
+"""Run an experiment: every (configuration × repeat) of a spec that the store does not already hold."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+from harlab.data.windowset import WindowSet
+from harlab.environment import describe_environment, now_iso
+from harlab.experiments.repeats import RunResult, RunTrainer, dataset_record
+from harlab.experiments.spec import Configuration, ExperimentSpec
+from harlab.experiments.store import ResultsStore, configuration_key
+from harlab.reports.plots import channel_histograms, save_figure
+
+CHANNELS_FIGURE = "channels.png"
+
+
+def run_experiment(spec: ExperimentSpec, data: WindowSet, out: Path,
+                   on_run: Callable[[Configuration, RunResult], None] = lambda c, r: None,
+                   on_start: Callable[[int, int], None] = lambda total, done: None,
+                   on_epoch: Callable[[], None] = lambda: None) -> ResultsStore:
+    """Train every missing run of `spec` on `data` into the store at `out`; return the store.
+
+    `on_start(total_epochs, finished_epochs)` is called once before training, `on_epoch` after every epoch
+    and `on_run` after every finished run, so a caller can show progress over the whole experiment.
+    """
+    configurations = spec.configurations()
+    trainer = RunTrainer(data)
+    for configuration in configurations:
+        trainer.check(configuration.config)
+    store = ResultsStore.open(out, spec, dataset_record(data, trainer.train, trainer.test), describe_environment())
+    if not (out / CHANNELS_FIGURE).exists():
+        save_figure(channel_histograms(trainer.train), out / CHANNELS_FIGURE)
+    finished = store.finished()
+    plan = [(c, repeat) for c in configurations for repeat in range(1, spec.repeats + 1)]
+    epochs = {c.label: c.config.train_config().epochs for c in configurations}
+    done_epochs = sum(epochs[c.label] for c, r in plan if (configuration_key(c.config.model_dump(mode="json")), r)
+                      in finished)
+    on_start(sum(epochs[c.label] for c, _ in plan), done_epochs)
+    for configuration, repeat in plan:
+        config = configuration.config.model_dump(mode="json")
+        key = configuration_key(config)
+        if (key, repeat) in finished:
+            continue
+        run = trainer.run(configuration.config, repeat, on_epoch)
+        store.append({"key": key, "label": configuration.label, "swept": configuration.swept, "config": config,
+                      **asdict(run), "finished": now_iso()})
+        on_run(configuration, run)
+    return store

@@ -1,0 +1,112 @@
+"""The results store: one folder per experiment holding the spec as run, the environment, and one JSON line
+per finished run, appended and fsynced as each run ends.
+
+A run killed mid-write leaves at most a torn last line, which is cut off when the store is opened again; a
+finished run is never lost or written twice, so running the same command again finishes what is missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from harlab.errors import DataError, HarlabError
+from harlab.experiments.repeats import same_configuration
+from harlab.experiments.spec import ExperimentSpec
+from harlab.files import atomic_write_json
+
+SPEC_FILE, ENVIRONMENT_FILE, RUNS_FILE, DATASET_FILE = "spec.json", "environment.json", "runs.jsonl", "dataset.json"
+
+
+def configuration_key(config: dict[str, Any]) -> str:
+    """A short stable id of a run configuration (the number of repeats aside)."""
+    identity = {k: v for k, v in config.items() if k != "repeats"}
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+
+
+class ResultsStore:
+    """One experiment's folder: spec.json, dataset.json, environment.json, runs.jsonl."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.runs_path = directory / RUNS_FILE
+
+    @classmethod
+    def open(cls, directory: Path, spec: ExperimentSpec, dataset: dict[str, Any],
+             environment: dict[str, Any]) -> ResultsStore:
+        """Create the store, or reopen one holding the same experiment (only `repeats` may differ)."""
+        store = cls(directory)
+        spec_json = spec.model_dump(mode="json")
+        if (directory / SPEC_FILE).exists():
+            previous = store.spec()
+            if not same_configuration(previous, spec_json):
+                raise HarlabError(f"{directory} holds a different experiment ({previous.get('name')!r}); "
+                                  "choose another --out, or delete the folder to start over")
+            if store.dataset() != dataset:
+                raise HarlabError(f"{directory} holds runs on other data ({store.dataset().get('provenance')}); "
+                                  "choose another --out")
+            store._cut_torn_line()
+        else:
+            directory.mkdir(parents=True, exist_ok=True)
+            atomic_write_json(directory / DATASET_FILE, dataset)
+        atomic_write_json(directory / SPEC_FILE, spec_json)
+        atomic_write_json(directory / ENVIRONMENT_FILE, environment)
+        return store
+
+    def _read_json(self, name: str) -> dict[str, Any]:
+        path = self.directory / name
+        try:
+            return json.loads(path.read_text())
+        except FileNotFoundError:
+            raise DataError(path, "missing", "is this a harlab experiment folder?") from None
+        except json.JSONDecodeError as exc:
+            raise DataError(path, f"not valid JSON ({exc.msg})", "delete the folder and run again") from None
+
+    def spec(self) -> dict[str, Any]:
+        return self._read_json(SPEC_FILE)
+
+    def dataset(self) -> dict[str, Any]:
+        return self._read_json(DATASET_FILE)
+
+    def environment(self) -> dict[str, Any]:
+        return self._read_json(ENVIRONMENT_FILE)
+
+    def _cut_torn_line(self) -> None:
+        if not self.runs_path.exists():
+            return
+        data = self.runs_path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            with self.runs_path.open("r+b") as f:
+                f.truncate(data.rfind(b"\n") + 1)
+                os.fsync(f.fileno())
+
+    def rows(self) -> list[dict[str, Any]]:
+        """Every finished run, in the order they finished."""
+        if not self.runs_path.exists():
+            return []
+        rows = []
+        with self.runs_path.open(encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if not line.endswith("\n"):
+                    break  # torn by a kill mid-write: that run did not finish
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as exc:
+                    raise DataError(self.runs_path, f"damaged row ({exc.msg})", "delete that line and run again",
+                                    line=number) from None
+        return rows
+
+    def finished(self) -> set[tuple[str, int]]:
+        """(configuration key, repeat) of every finished run."""
+        return {(row["key"], row["repeat"]) for row in self.rows()}
+
+    def append(self, row: dict[str, Any]) -> None:
+        """Add one finished run, durably: written, flushed and fsynced before this returns."""
+        line = json.dumps(row, separators=(",", ":")) + "\n"
+        with self.runs_path.open("a", encoding="utf-8") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
