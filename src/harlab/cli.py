@@ -254,13 +254,19 @@ def train(
 
 def _run_experiment(spec: Any, data: Any, out: Path) -> None:
     """Run `spec` with a progress bar over all its epochs and a tutorial-style line per finished run."""
+    from harlab.experiments.runner import Progress as Plan
     from harlab.experiments.runner import run_experiment
 
     with Progress(*PROGRESS_COLUMNS, console=console, transient=True) as progress:
-        task = progress.add_task(spec.name, total=None)
+        task = progress.add_task(f"{spec.name} (epochs)", total=None)
+
+        def start(plan: Plan) -> None:
+            if plan.finished_runs:
+                say(f"resuming: {plan.finished_runs} of {plan.runs} runs already finished in {out}")
+            progress.update(task, total=plan.epochs, completed=plan.finished_epochs)
+
         try:
-            run_experiment(spec, data, out,
-                           on_start=lambda total, done: progress.update(task, total=total, completed=done),
+            run_experiment(spec, data, out, on_start=start,
                            on_epoch=lambda: progress.advance(task),
                            on_run=lambda c, run: print(f">{c.label} #{run.repeat}: {run.accuracy * 100:.3f}",
                                                        flush=True))

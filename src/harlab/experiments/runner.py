@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harlab.data.windowset import WindowSet
@@ -16,14 +16,24 @@ from harlab.reports.plots import channel_histograms, save_figure
 CHANNELS_FIGURE = "channels.png"
 
 
+@dataclass(frozen=True)
+class Progress:
+    """What an experiment plans and what its store already holds, in runs and in epochs."""
+
+    runs: int
+    finished_runs: int
+    epochs: int
+    finished_epochs: int
+
+
 def run_experiment(spec: ExperimentSpec, data: WindowSet, out: Path,
                    on_run: Callable[[Configuration, RunResult], None] = lambda c, r: None,
-                   on_start: Callable[[int, int], None] = lambda total, done: None,
+                   on_start: Callable[[Progress], None] = lambda progress: None,
                    on_epoch: Callable[[], None] = lambda: None) -> ResultsStore:
     """Train every missing run of `spec` on `data` into the store at `out`; return the store.
 
-    `on_start(total_epochs, finished_epochs)` is called once before training, `on_epoch` after every epoch
-    and `on_run` after every finished run, so a caller can show progress over the whole experiment.
+    `on_start` is called once before training with what is planned and already done, `on_epoch` after every
+    epoch and `on_run` after every finished run, so a caller can show progress over the whole experiment.
     """
     configurations = spec.configurations()
     trainer = RunTrainer(data)
@@ -35,9 +45,9 @@ def run_experiment(spec: ExperimentSpec, data: WindowSet, out: Path,
     finished = store.finished()
     plan = [(c, repeat) for c in configurations for repeat in range(1, spec.repeats + 1)]
     epochs = {c.label: c.config.train_config().epochs for c in configurations}
-    done_epochs = sum(epochs[c.label] for c, r in plan if (configuration_key(c.config.model_dump(mode="json")), r)
-                      in finished)
-    on_start(sum(epochs[c.label] for c, _ in plan), done_epochs)
+    done = [(c, r) for c, r in plan if (configuration_key(c.config.model_dump(mode="json")), r) in finished]
+    on_start(Progress(len(plan), len(done), sum(epochs[c.label] for c, _ in plan),
+                      sum(epochs[c.label] for c, _ in done)))
     for configuration, repeat in plan:
         config = configuration.config.model_dump(mode="json")
         key = configuration_key(config)
