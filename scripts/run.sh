@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One-command set-up and run. Creates .venv (if missing), installs harlab with what it needs, then:
-#   scripts/run.sh reproduce   the tutorial's 1D CNN: 10 seeded runs, mean ± std test accuracy
-#   scripts/run.sh test        the test suite
+#   scripts/run.sh reproduce   the tutorials' eight experiments (180 models) and their HTML report
+#   scripts/run.sh test        the test suite (also installs Debian's chromium, for the report's browser test)
 # HARLAB_TORCH_VERSION pins torch (default 2.13.0, the CPU build this project's machines carry).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,17 +19,30 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     touch "$stamp"
 fi
 
+ensure_chromium() {
+    command -v chromium >/dev/null || command -v chromium-browser >/dev/null || [ -n "${HARLAB_CHROMIUM:-}" ] && return
+    local sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo"
+    if ! command -v apt-get >/dev/null; then
+        echo "scripts/run.sh: the tests need a headless chromium; install it or set HARLAB_CHROMIUM" >&2
+        exit 1
+    fi
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+}
+
 case "${1:-}" in
     reproduce)
         shift
-        exec "$venv/bin/harlab" train --model cnn --repeats 10 "$@"
+        exec "$venv/bin/harlab" reproduce "$@"
         ;;
     test)
         shift
+        ensure_chromium
         exec "$py" -m pytest -q "$@"
         ;;
     *)
-        echo "usage: scripts/run.sh reproduce [harlab train options] | test [pytest options]" >&2
+        echo "usage: scripts/run.sh reproduce [harlab reproduce options] | test [pytest options]" >&2
         exit 2
         ;;
 esac

@@ -236,8 +236,12 @@ def test_reproduce_quick_report_renders_in_a_headless_browser(shared_data: Path,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert re.search(r"^  standardize=True: \d+\.\d{3}% .*tutorial 91\.5%$", result.stdout, re.M)
+    baseline = {r["repeat"]: r["accuracy"] for r in runs_of(out / "cnn")}
+    shared = [r for r in runs_of(out / "standardize") if r["label"] == "standardize=False"]
+    assert {r["repeat"]: r["accuracy"] for r in shared} == baseline and all(r["copied_from"] == "cnn" for r in shared)
     page = out / "report.html"
     text = page.read_text()
+    assert "trained once and are shared" in text
     assert "http://" not in text.replace("http://www.w3.org", "") and "https://" not in text  # self-contained
 
     dom = browser("--dump-dom", page.as_uri())

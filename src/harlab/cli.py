@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import typing
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -252,7 +253,7 @@ def train(
     say(f"{summary['runs']} runs, {sum(seconds) / len(seconds):.1f} s per fit; results in {out}")
 
 
-def _run_experiment(spec: Any, data: Any, out: Path) -> None:
+def _run_experiment(spec: Any, data: Any, out: Path, shared: Sequence[Any] = ()) -> None:
     """Run `spec` with a progress bar over all its epochs and a tutorial-style line per finished run."""
     from harlab.experiments.runner import Progress as Plan
     from harlab.experiments.runner import run_experiment
@@ -266,7 +267,7 @@ def _run_experiment(spec: Any, data: Any, out: Path) -> None:
             progress.update(task, total=plan.epochs, completed=plan.finished_epochs)
 
         try:
-            run_experiment(spec, data, out, on_start=start,
+            run_experiment(spec, data, out, shared, on_start=start,
                            on_epoch=lambda: progress.advance(task),
                            on_run=lambda c, run: print(f">{c.label} #{run.repeat}: {run.accuracy * 100:.3f}",
                                                        flush=True))
@@ -347,9 +348,9 @@ def reproduce(
     specs = tutorial_specs(quick, only)
     data = load_tutorial_dataset(None, data_dir)
     out = out or Path("results") / ("reproduce-quick" if quick else "reproduce")
-    for spec in specs:
+    for i, spec in enumerate(specs):
         say(f"{spec.name}: {spec.description}")
-        _run_experiment(spec, data, out / spec.name)
+        _run_experiment(spec, data, out / spec.name, [ResultsStore(out / s.name) for s in specs[:i]])
     results = [analyze(ResultsStore(out / spec.name)) for spec in specs]
     for result in results:
         print(f"{result.name}:")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -26,11 +26,15 @@ class Progress:
     finished_epochs: int
 
 
-def run_experiment(spec: ExperimentSpec, data: WindowSet, out: Path,
+def run_experiment(spec: ExperimentSpec, data: WindowSet, out: Path, shared: Sequence[ResultsStore] = (),
                    on_run: Callable[[Configuration, RunResult], None] = lambda c, r: None,
                    on_start: Callable[[Progress], None] = lambda progress: None,
                    on_epoch: Callable[[], None] = lambda: None) -> ResultsStore:
     """Train every missing run of `spec` on `data` into the store at `out`; return the store.
+
+    A run that one of the `shared` stores (other experiments on the same data) already holds — same
+    configuration, same seed, hence the same result — is copied from it instead of trained again, marked
+    with the experiment it came from.
 
     `on_start` is called once before training with what is planned and already done, `on_epoch` after every
     epoch and `on_run` after every finished run, so a caller can show progress over the whole experiment.
@@ -43,6 +47,10 @@ def run_experiment(spec: ExperimentSpec, data: WindowSet, out: Path,
     if not (out / CHANNELS_FIGURE).exists():
         save_figure(channel_histograms(trainer.train), out / CHANNELS_FIGURE)
     finished = store.finished()
+    dataset = store.dataset()
+    elsewhere = {(row["key"], row["repeat"]): {**row, "copied_from": other.spec()["name"]}
+                 for other in shared if other.directory != out and other.dataset() == dataset
+                 for row in other.rows() if "copied_from" not in row}
     plan = [(c, repeat) for c in configurations for repeat in range(1, spec.repeats + 1)]
     epochs = {c.label: c.config.train_config().epochs for c in configurations}
     done = [(c, r) for c, r in plan if (configuration_key(c.config.model_dump(mode="json")), r) in finished]
@@ -53,8 +61,15 @@ def run_experiment(spec: ExperimentSpec, data: WindowSet, out: Path,
         key = configuration_key(config)
         if (key, repeat) in finished:
             continue
-        run = trainer.run(configuration.config, repeat, on_epoch)
-        store.append({"key": key, "label": configuration.label, "swept": configuration.swept, "config": config,
-                      **asdict(run), "finished": now_iso()})
+        if (key, repeat) in elsewhere:
+            row = {**elsewhere[key, repeat], "label": configuration.label, "swept": configuration.swept}
+            run = RunResult(**{k: row[k] for k in RunResult.__dataclass_fields__})
+            for _ in range(epochs[configuration.label]):
+                on_epoch()
+        else:
+            run = trainer.run(configuration.config, repeat, on_epoch)
+            row = {"key": key, "label": configuration.label, "swept": configuration.swept, "config": config,
+                   **asdict(run), "finished": now_iso()}
+        store.append(row)
         on_run(configuration, run)
     return store

@@ -96,6 +96,10 @@ def add_experiment(report: HtmlReport, result: ExperimentResult, level: int = 2,
     report.paragraph(f"{result.finished} of {result.planned} runs finished; data: {provenance.get('dataset')} "
                      f"({result.dataset.get('n_train')} training, {result.dataset.get('n_test')} test windows; "
                      f"source {provenance.get('source')}, sha256 {provenance.get('sha256')}).", "note")
+    copied = sorted({row["copied_from"] for c in result.configurations for row in c.rows if "copied_from" in row})
+    if copied:
+        report.paragraph(f"Runs with the same configuration and seed as in experiment(s) {', '.join(copied)} were "
+                         "trained once and are shared (training is deterministic for a given seed).", "note")
 
     report.heading("Spec", f"{name}-spec", sub)
     report.preformatted(json.dumps(result.spec.model_dump(mode="json"), indent=2))
