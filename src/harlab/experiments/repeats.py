@@ -24,19 +24,24 @@ from harlab.models.registry import count_parameters, create_model, get_entry, va
 from harlab.training.loop import TrainConfig, fit, predict, to_tensor
 
 
-class RepeatConfig(BaseModel):
-    """One configuration and how many seeded repeats of it to train."""
+class RunSettings(BaseModel):
+    """What a run trains besides the model's hyperparameters; None means the model's tutorial default."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model: str = "cnn"
-    hyperparameters: dict[str, Any] = Field(default_factory=dict)
     standardize: bool = False
     epochs: int | None = Field(default=None, ge=1)
     batch_size: int | None = Field(default=None, ge=1)
     learning_rate: float = Field(default=1e-3, gt=0)
     validation_split: float | None = Field(default=None, ge=0, lt=1)
     patience: int | None = Field(default=None, ge=0)
+
+
+class RepeatConfig(RunSettings):
+    """One configuration and how many seeded repeats of it to train."""
+
+    hyperparameters: dict[str, Any] = Field(default_factory=dict)
     repeats: int = Field(default=10, ge=1)
     seed: int = Field(default=0, ge=0)
 

@@ -45,7 +45,7 @@ def run_experiment(spec: ExperimentSpec, data: WindowSet, out: Path, shared: Seq
         trainer.check(configuration.config)
     store = ResultsStore.open(out, spec, dataset_record(data, trainer.train, trainer.test), describe_environment())
     if not (out / CHANNELS_FIGURE).exists():
-        save_figure(channel_histograms(trainer.train), out / CHANNELS_FIGURE)
+        save_figure(channel_histograms(trainer.train), out / CHANNELS_FIGURE, out / "channels.svg")
     finished = store.finished()
     dataset = store.dataset()
     elsewhere = {(row["key"], row["repeat"]): {**row, "copied_from": other.spec()["name"]}

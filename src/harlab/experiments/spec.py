@@ -15,11 +15,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harlab.errors import DataError, HarlabError
-from harlab.experiments.repeats import RepeatConfig
+from harlab.experiments.repeats import RepeatConfig, RunSettings
 from harlab.models.registry import get_entry
 
 # Settings of a run besides the model's hyperparameters; any of them can be fixed or swept.
-RUN_SETTINGS = ("model", "standardize", "epochs", "batch_size", "learning_rate", "validation_split", "patience")
+RUN_SETTINGS = tuple(RunSettings.model_fields)
 
 
 class TutorialReference(BaseModel):
@@ -42,24 +42,15 @@ class Configuration(BaseModel):
     config: RepeatConfig
 
 
-class ExperimentSpec(BaseModel):
+class ExperimentSpec(RunSettings):
     """What to run. Fixed settings apply to every configuration; `grid` sweeps any run setting or model
     hyperparameter over a list of values (the product of all lists when several are swept)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
     dataset: str | None = None  # None: uci-har, or the hapt windows when uci-har cannot be had
     dataset_options: dict[str, Any] = Field(default_factory=dict)
-    model: str = "cnn"
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
-    standardize: bool = False
-    epochs: int | None = Field(default=None, ge=1)
-    batch_size: int | None = Field(default=None, ge=1)
-    learning_rate: float = Field(default=1e-3, gt=0)
-    validation_split: float | None = Field(default=None, ge=0, lt=1)
-    patience: int | None = Field(default=None, ge=0)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     repeats: int = Field(default=10, ge=1)
     seed: int = Field(default=0, ge=0)

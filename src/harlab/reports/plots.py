@@ -26,12 +26,13 @@ def figure_bytes(figure: plt.Figure, fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-def save_figure(figure: plt.Figure, path: Path) -> None:
-    """Write `figure` atomically in the format its suffix names, and close it."""
-    if path.suffix.lower() not in FORMATS:
-        raise HarlabError(f"{path}: unsupported figure format; use one of {', '.join(sorted(FORMATS))}")
+def save_figure(figure: plt.Figure, *paths: Path) -> None:
+    """Write `figure` atomically to each path in the format its suffix names, and close it."""
     try:
-        atomic_write_bytes(path, figure_bytes(figure, path.suffix.lower().lstrip(".")))
+        for path in paths:
+            if path.suffix.lower() not in FORMATS:
+                raise HarlabError(f"{path}: unsupported figure format; use one of {', '.join(sorted(FORMATS))}")
+            atomic_write_bytes(path, figure_bytes(figure, path.suffix.lower().lstrip(".")))
     finally:
         plt.close(figure)
 
