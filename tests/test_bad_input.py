@@ -244,25 +244,15 @@ def test_bad_value_in_a_hapt_acc_file(raw, problem: str) -> None:
     assert load_hapt(data_dir).startswith(f"{path}:1234: {message}")
 
 
-def test_hapt_activity_outside_the_class_range(raw) -> None:
+@pytest.mark.parametrize(("line", "field", "value", "message"), [
+    (3, 3, "13", "activity 13 outside the class range 1..12"),
+    (8, 5, "2000", "segment "),  # experiment 2's samples are 0..1999
+    (2, 4, "400.5", "column 4: '400.5' is not a whole number")])
+def test_bad_hapt_label(raw, line: int, field: int, value: str, message: str) -> None:
     data_dir, rawdata = raw
     path = rawdata / "labels.txt"
-    set_field(path, 3, 3, "13")
-    assert load_hapt(data_dir).startswith(f"{path}:3: activity 13 outside the class range 1..12")
-
-
-def test_hapt_segment_outside_the_recording(raw) -> None:
-    data_dir, rawdata = raw
-    path = rawdata / "labels.txt"
-    set_field(path, 8, 5, "2000")  # experiment 2's samples are 0..1999
-    assert load_hapt(data_dir).startswith(f"{path}:8: segment ")
-
-
-def test_hapt_labels_not_integers(raw) -> None:
-    data_dir, rawdata = raw
-    path = rawdata / "labels.txt"
-    set_field(path, 2, 4, "400.5")
-    assert load_hapt(data_dir).startswith(f"{path}:2: column 4: '400.5' is not a whole number")
+    set_field(path, line, field, value)
+    assert load_hapt(data_dir).startswith(f"{path}:{line}: {message}")
 
 
 def test_hapt_gyro_file_shorter_than_acc(raw) -> None:
