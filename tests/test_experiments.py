@@ -142,6 +142,8 @@ def test_store_cuts_a_torn_last_line(tmp_path: Path) -> None:
 def test_store_refuses_another_experiment_or_other_data(tmp_path: Path) -> None:
     ResultsStore.open(tmp_path, parse_spec({"name": "x"}, "x"), {"d": 1}, {})
     ResultsStore.open(tmp_path, parse_spec({"name": "x", "repeats": 20}, "x"), {"d": 1}, {})  # more repeats: fine
+    reopened = ResultsStore.open(tmp_path, parse_spec({"name": "x", "description": "d"}, "x"), {"d": 1}, {})
+    assert reopened.spec()["description"] == "d"
     with pytest.raises(HarlabError, match="holds a different experiment"):
         ResultsStore.open(tmp_path, parse_spec({"name": "x", "model": "lstm"}, "x"), {"d": 1}, {})
     with pytest.raises(HarlabError, match="holds runs on other data"):

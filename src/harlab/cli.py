@@ -357,8 +357,11 @@ def reproduce(
         for line in summary_lines(result):
             print("  " + line)
     wall = time.perf_counter() - start
-    note = (f"{sum(r.finished for r in results)} runs on {data.provenance.dataset}; this invocation took "
-            f"{wall / 60:.1f} min" + (" (quick: 2 repeats of 1 epoch)" if quick else ""))
+    training = sum(row["fit_seconds"] for r in results for c in r.configurations for row in c.rows
+                   if "copied_from" not in row)
+    note = (f"{sum(r.finished for r in results)} runs on {data.provenance.dataset}, {training / 60:.1f} min of "
+            f"training in all; this invocation took {wall / 60:.1f} min" + (" (quick: 2 repeats of 1 epoch)"
+                                                                            if quick else ""))
     say(f"{note}; report: {reproduce_report(results, out, note)}")
 
 

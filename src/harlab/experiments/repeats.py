@@ -111,9 +111,10 @@ def load_previous(path: Path, config: RepeatConfig, dataset: dict[str, Any]) -> 
     return runs
 
 
-def same_configuration(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether two dumped configurations train the same runs (the number of repeats may differ)."""
-    return {k: v for k, v in a.items() if k != "repeats"} == {k: v for k, v in b.items() if k != "repeats"}
+def same_configuration(a: dict[str, Any], b: dict[str, Any], ignore: tuple[str, ...] = ("repeats",)) -> bool:
+    """Whether two dumped configurations (or specs) train the same runs: the keys in `ignore` — by default
+    the number of repeats — may differ."""
+    return {k: v for k, v in a.items() if k not in ignore} == {k: v for k, v in b.items() if k not in ignore}
 
 
 def holdout_subjects(train: WindowSet, fraction: float, seed: int) -> list[int]:

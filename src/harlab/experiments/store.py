@@ -37,12 +37,13 @@ class ResultsStore:
     @classmethod
     def open(cls, directory: Path, spec: ExperimentSpec, dataset: dict[str, Any],
              environment: dict[str, Any]) -> ResultsStore:
-        """Create the store, or reopen one holding the same experiment (only `repeats` may differ)."""
+        """Create the store, or reopen one holding the same experiment: only what does not change the runs
+        (repeats, description, the tutorial's reference) may differ, and the spec is updated to it."""
         store = cls(directory)
         spec_json = spec.model_dump(mode="json")
         if (directory / SPEC_FILE).exists():
             previous = store.spec()
-            if not same_configuration(previous, spec_json):
+            if not same_configuration(previous, spec_json, ("repeats", "description", "tutorial")):
                 raise HarlabError(f"{directory} holds a different experiment ({previous.get('name')!r}); "
                                   "choose another --out, or delete the folder to start over")
             if store.dataset() != dataset:
