@@ -4,6 +4,7 @@ invocation keeps its finished runs and can be finished later."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -19,6 +20,7 @@ from harlab.data.windowset import WindowSet
 from harlab.environment import describe_environment, now_iso
 from harlab.errors import DataError, HarlabError
 from harlab.evaluation.metrics import score
+from harlab.evaluation.statistics import describe
 from harlab.files import atomic_write_json
 from harlab.models.registry import count_parameters, create_model, get_entry, validate_hyperparameters
 from harlab.training.loop import TrainConfig, fit, predict, to_tensor
@@ -60,6 +62,11 @@ class RepeatConfig(RunSettings):
         return TrainConfig(self.epochs or entry.epochs, self.batch_size or entry.batch_size, self.learning_rate,
                            split, patience)
 
+    def key(self) -> str:
+        """A short stable id of what this configuration trains (the number of repeats aside)."""
+        identity = {k: v for k, v in self.model_dump(mode="json").items() if k != "repeats"}
+        return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
+
     def run_seed(self, repeat: int) -> int:
         """Seed of repeat `repeat` (1-based): the base seed plus the repeat index."""
         return self.seed + repeat - 1
@@ -85,8 +92,8 @@ class RunResult:
 
 def summarize(accuracies: list[float]) -> dict[str, float]:
     """Mean and (population, as the tutorial's np.std) standard deviation of accuracies in percent."""
-    values = np.asarray(accuracies) * 100
-    return {"runs": len(values), "mean": float(values.mean()), "std": float(values.std())}
+    summary = describe(accuracies)
+    return {"runs": summary.runs, "mean": summary.mean, "std": summary.std}
 
 
 def dataset_record(data: WindowSet, train: WindowSet, test: WindowSet) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from harlab.data.windowset import WindowSet
 from harlab.environment import describe_environment, now_iso
 from harlab.experiments.repeats import RunResult, RunTrainer, dataset_record
 from harlab.experiments.spec import Configuration, ExperimentSpec
-from harlab.experiments.store import ResultsStore, configuration_key
+from harlab.experiments.store import ResultsStore
 from harlab.reports.plots import channel_histograms, save_figure
 
 CHANNELS_FIGURE = "channels.png"
@@ -53,12 +53,11 @@ def run_experiment(spec: ExperimentSpec, data: WindowSet, out: Path, shared: Seq
                  for row in other.rows() if "copied_from" not in row}
     plan = [(c, repeat) for c in configurations for repeat in range(1, spec.repeats + 1)]
     epochs = {c.label: c.config.train_config().epochs for c in configurations}
-    done = [(c, r) for c, r in plan if (configuration_key(c.config.model_dump(mode="json")), r) in finished]
+    done = [(c, r) for c, r in plan if (c.config.key(), r) in finished]
     on_start(Progress(len(plan), len(done), sum(epochs[c.label] for c, _ in plan),
                       sum(epochs[c.label] for c, _ in done)))
     for configuration, repeat in plan:
-        config = configuration.config.model_dump(mode="json")
-        key = configuration_key(config)
+        key = configuration.config.key()
         if (key, repeat) in finished:
             continue
         if (key, repeat) in elsewhere:
@@ -68,8 +67,8 @@ def run_experiment(spec: ExperimentSpec, data: WindowSet, out: Path, shared: Seq
                 on_epoch()
         else:
             run = trainer.run(configuration.config, repeat, on_epoch)
-            row = {"key": key, "label": configuration.label, "swept": configuration.swept, "config": config,
-                   **asdict(run), "finished": now_iso()}
+            row = {"key": key, "label": configuration.label, "swept": configuration.swept,
+                   "config": configuration.config.model_dump(mode="json"), **asdict(run), "finished": now_iso()}
         store.append(row)
         on_run(configuration, run)
     return store

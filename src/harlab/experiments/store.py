@@ -7,7 +7,6 @@ finished run is never lost or written twice, so running the same command again f
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -19,12 +18,6 @@ from harlab.experiments.spec import ExperimentSpec
 from harlab.files import atomic_write_json
 
 SPEC_FILE, ENVIRONMENT_FILE, RUNS_FILE, DATASET_FILE = "spec.json", "environment.json", "runs.jsonl", "dataset.json"
-
-
-def configuration_key(config: dict[str, Any]) -> str:
-    """A short stable id of a run configuration (the number of repeats aside)."""
-    identity = {k: v for k, v in config.items() if k != "repeats"}
-    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:12]
 
 
 class ResultsStore:

@@ -9,7 +9,7 @@ import numpy as np
 
 from harlab.evaluation.statistics import Comparison, Summary, compare_all, describe
 from harlab.experiments.spec import ExperimentSpec
-from harlab.experiments.store import ResultsStore, configuration_key
+from harlab.experiments.store import ResultsStore
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def analyze(store: ResultsStore) -> ExperimentResult:
     rows = store.rows()
     results = []
     for configuration in spec.configurations():
-        key = configuration_key(configuration.config.model_dump(mode="json"))
+        key = configuration.config.key()
         mine = sorted((row for row in rows if row["key"] == key), key=lambda row: row["repeat"])
         if not mine:
             continue

@@ -119,8 +119,7 @@ def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor, config: TrainConfig,
 @torch.no_grad()
 def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> tuple[float, float]:
     """Loss (regularization included, as Keras reports it) and accuracy of `model` on X, y."""
-    model.eval()
-    logits = torch.cat([model(X[i:i + batch_size]) for i in range(0, len(X), batch_size)])
+    logits = _logits(model, X, batch_size)
     loss = _with_penalty(nn.functional.cross_entropy(logits, y), model)
     return float(loss), float((logits.argmax(1) == y).float().mean())
 
@@ -128,5 +127,9 @@ def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int
 @torch.no_grad()
 def predict(model: nn.Module, X: torch.Tensor, batch_size: int = 1024) -> np.ndarray:
     """Predicted class per window of X [n, channels, time]."""
+    return _logits(model, X, batch_size).argmax(1).numpy()
+
+
+def _logits(model: nn.Module, X: torch.Tensor, batch_size: int) -> torch.Tensor:
     model.eval()
-    return torch.cat([model(X[i:i + batch_size]).argmax(1) for i in range(0, len(X), batch_size)]).numpy()
+    return torch.cat([model(X[i:i + batch_size]) for i in range(0, len(X), batch_size)])
