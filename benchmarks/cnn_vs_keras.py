@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from keras_reference import DEFAULT_SCRIPT, run_keras, write_windows
 
 from harlab.data.datasets import load_dataset
 from harlab.experiments.repeats import RepeatConfig, run_repeats
@@ -31,7 +31,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--standardize", action="store_true")
     parser.add_argument("--keras-python", default=None)
-    parser.add_argument("--keras-script", type=Path, default=Path(__file__).parents[2] / "shared/bench/keras_ref.py")
+    parser.add_argument("--keras-script", type=Path, default=DEFAULT_SCRIPT)
     args = parser.parse_args()
 
     data = load_dataset("hapt", args.data_dir)
@@ -43,18 +43,12 @@ def main() -> None:
         print(json.dumps({"side": "harlab", **record["summary"], "fit_s": round(float(np.mean(fits)), 2)}),
               flush=True)
         if args.keras_python:
-            npz = Path(tmp) / "windows.npz"
-            np.savez(npz, X_train=train.X, y_train=train.y + 1, X_test=test.X, y_test=test.y + 1)
-            command = [args.keras_python, str(args.keras_script), "cnn", str(args.repeats), "--npz", str(npz)]
-            if args.standardize:
-                command.append("--standardize")
-            lines = subprocess.run(command, capture_output=True, text=True, check=True).stdout.splitlines()
-            runs = [json.loads(line) for line in lines if '"repeat"' in line]
+            npz = write_windows(train, test, Path(tmp) / "windows.npz")
+            runs = run_keras(args.keras_python, args.keras_script, npz, "cnn", args.repeats, args.standardize)
             accs = [r["acc"] for r in runs]
             fit_s = round(float(np.mean([r["fit_s"] for r in runs])), 2)
             print(json.dumps({"side": "keras", "runs": len(accs), "mean": float(np.mean(accs)),
                               "std": float(np.std(accs)), "fit_s": fit_s}))
-
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -22,6 +22,7 @@ from harlab.data.windowset import WindowSet
 from harlab.errors import HarlabError
 from harlab.experiments.repeats import RepeatConfig, holdout_subjects, run_repeats
 from harlab.models.convlstm import ConvLSTM2D
+from harlab.models.cost import training_flops
 from harlab.models.layers import Conv1D, ConvOptions, apply_constraints, regularization_loss
 from harlab.models.lstm import KerasLSTM
 from harlab.models.registry import count_parameters, create_model, get_entry, model_names
@@ -66,6 +67,20 @@ def test_stacked_and_bidirectional_lstm_counts(layers: int, bidirectional: bool)
     dense = (100 * directions * 100 + 100) + (100 * 6 + 6)
     model = create_model("lstm", 9, 128, 6, layers=layers, bidirectional=bidirectional)
     assert count_parameters(model) == lstm + dense
+
+
+def test_training_flops_of_the_tutorial_cnn_match_a_hand_count() -> None:
+    """Forward: two convolutions and two dense layers; backward: twice that, less conv1's input gradient."""
+    conv1, conv2 = 126 * 64 * 9 * 3 * 2, 124 * 64 * 64 * 3 * 2
+    dense = 62 * 64 * 100 * 2 + 100 * 6 * 2
+    expected = (conv1 + conv2 + dense) + (conv1 + 2 * conv2 + 2 * dense)
+    assert training_flops(create_model("cnn", 9, 128, 6), 9, 128, 6) == expected
+
+
+def test_training_flops_count_the_lstm_recurrence() -> None:
+    recurrence = 3 * 128 * 2 * (9 + 100) * 4 * 100
+    dense = 3 * 2 * (100 * 100 + 100 * 6)
+    assert training_flops(create_model("lstm", 9, 128, 6), 9, 128, 6) == recurrence + dense
 
 
 def test_use_bias_false_drops_the_conv_biases() -> None:
