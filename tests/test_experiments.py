@@ -133,7 +133,7 @@ def test_store_cuts_a_torn_last_line(tmp_path: Path) -> None:
     store.append({"key": "k", "repeat": 1, "accuracy": 0.9})
     with store.runs_path.open("a") as f:
         f.write('{"key": "k", "repeat": 2, "accu')  # killed mid-write
-    assert store.finished() == {("k", 1)}
+    assert store.finished() == {("k", "fixed", 1)}
     store = ResultsStore.open(tmp_path, spec, {"d": 1}, {})
     store.append({"key": "k", "repeat": 2, "accuracy": 0.8})
     assert [row["repeat"] for row in store.rows()] == [1, 2]

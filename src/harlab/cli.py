@@ -7,7 +7,7 @@ import typing
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 import typer
 from rich.console import Console
@@ -213,6 +213,15 @@ def train(
         "(default: the model's; 0 turns early stopping off).")] = None,
     patience: Annotated[int | None, typer.Option(min=0, help="Early-stopping patience in epochs on validation "
                                                  "loss (default: the model's).")] = None,
+    early_stopping: Annotated[int | None, typer.Option(
+        min=0, metavar="PATIENCE", help="Stop when the validation loss has not improved for PATIENCE epochs and "
+        "restore the best epoch; validation subjects come from the training subjects (--validation-split, "
+        "default 0.2).")] = None,
+    cv: Annotated[str, typer.Option(help="Subject-wise split: fixed (the dataset's own), holdout, kfold or "
+                                    "loso (leave one subject out).")] = "fixed",
+    folds: Annotated[int, typer.Option(min=2, help="Folds for --cv kfold.")] = 5,
+    test_fraction: Annotated[float, typer.Option(min=0.01, max=0.99, help="Test subjects' share for --cv "
+                                                 "holdout.")] = 0.3,
     param: Param = None,
     out: Annotated[Path | None, typer.Option(help="Results JSON; an existing one with the same "
                                              "configuration is resumed.")] = None,
@@ -222,12 +231,22 @@ def train(
 ) -> None:
     """Train a model `repeats` times with different seeds and report test accuracy as mean ± std."""
     from harlab.data.datasets import load_tutorial_dataset
+    from harlab.evaluation.metrics import classification_report_lines
     from harlab.experiments.repeats import RepeatConfig, RunResult, run_repeats
+    from harlab.experiments.splits import SplitKind, SplitSpec
+    from harlab.models.registry import get_entry
 
     _set_threads(threads)
+    if cv not in get_args(SplitKind):
+        raise HarlabError(f"--cv {cv}: choose one of {', '.join(get_args(SplitKind))}")
+    if early_stopping is not None:
+        patience = early_stopping
+        if validation_split is None and not get_entry(model).validation_split:
+            validation_split = 0.2
     config = RepeatConfig(model=model, hyperparameters=_parse_params(param),
                           standardize=standardize, epochs=epochs, batch_size=batch_size,
-                          validation_split=validation_split, patience=patience, repeats=repeats, seed=seed)
+                          validation_split=validation_split, patience=patience, repeats=repeats, seed=seed,
+                          split=SplitSpec(kind=cv, folds=folds, test_fraction=test_fraction, seed=seed))
     train_config = config.train_config()
     data = load_tutorial_dataset(dataset, data_dir, **_dataset_options(window, step, transitions))
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -239,7 +258,8 @@ def train(
         task = progress.add_task("epochs", total=repeats * train_config.epochs)
 
         def on_run(run: RunResult) -> None:
-            print(f">#{run.repeat}: {run.accuracy * 100:.3f}", flush=True)
+            fold = "" if run.fold == "fixed" else f"{run.fold} "
+            print(f">{fold}#{run.repeat}: {run.accuracy * 100:.3f}", flush=True)
 
         try:
             record = run_repeats(data, config, out, on_run=on_run, on_epoch=lambda: progress.advance(task))
@@ -249,6 +269,12 @@ def train(
             raise typer.Exit(130) from None
     summary = record["summary"]
     seconds = [run["fit_seconds"] for run in record["runs"]]
+    for fold, fold_summary in record.get("folds", {}).items():
+        print(f"{fold}: {fold_summary['mean']:.1f}% (+/-{fold_summary['std']:.1f}, {fold_summary['runs']} runs)")
+    median = sorted(record["runs"], key=lambda run: run["accuracy"])[(len(record["runs"]) - 1) // 2]
+    say(f"classification report of the median run ({median['fold']} #{median['repeat']}, "
+        f"{median['accuracy'] * 100:.2f}%):")
+    print("\n".join(classification_report_lines(median["per_class"], median["confusion"])))
     print(f"Accuracy: {summary['mean']:.1f}% (+/-{summary['std']:.1f})")
     say(f"{summary['runs']} runs, {sum(seconds) / len(seconds):.1f} s per fit; results in {out}")
 

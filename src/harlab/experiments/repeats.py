@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_serializer
 
 from harlab.data.transforms import Standardizer
 from harlab.data.windowset import WindowSet
@@ -21,6 +21,7 @@ from harlab.environment import describe_environment, now_iso
 from harlab.errors import DataError, HarlabError
 from harlab.evaluation.metrics import score
 from harlab.evaluation.statistics import describe
+from harlab.experiments.splits import OWN_SPLIT, Fold, SplitSpec, folds
 from harlab.files import atomic_write_json
 from harlab.models.registry import count_parameters, create_model, get_entry, validate_hyperparameters
 from harlab.training.loop import TrainConfig, fit, predict, to_tensor
@@ -38,6 +39,15 @@ class RunSettings(BaseModel):
     learning_rate: float = Field(default=1e-3, gt=0)
     validation_split: float | None = Field(default=None, ge=0, lt=1)
     patience: int | None = Field(default=None, ge=0)
+    split: SplitSpec = Field(default_factory=SplitSpec)
+
+    @model_serializer(mode="wrap")
+    def _omit_default_split(self, handler: Any) -> dict[str, Any]:
+        """The dataset's own split is left out of dumps, so records made before splits existed still match."""
+        data = handler(self)
+        if self.split.is_default():
+            data.pop("split", None)
+        return data
 
 
 class RepeatConfig(RunSettings):
@@ -88,6 +98,7 @@ class RunResult:
     fit_seconds: float
     parameters: int
     standardization: dict[str, list[float]] | None
+    fold: str = "fixed"
 
 
 def summarize(accuracies: list[float]) -> dict[str, float]:
@@ -110,7 +121,7 @@ def load_previous(path: Path, config: RepeatConfig, dataset: dict[str, Any]) -> 
         previous = json.loads(path.read_text())
         same = (same_configuration(previous["config"], config.model_dump(mode="json"))
                 and previous["dataset"] == dataset)
-        runs = [RunResult(**run) for run in previous["runs"]]
+        runs = [RunResult(**run) for run in previous["runs"]]  # records without folds: the fixed split
     except (json.JSONDecodeError, KeyError, TypeError) as exc:
         raise DataError(path, f"not a harlab results file ({exc})", "choose another --out") from None
     if not same:
@@ -164,15 +175,16 @@ def prepare(train: WindowSet, test: WindowSet, config: RepeatConfig, seed: int) 
 
 
 class RunTrainer:
-    """Trains single seeded runs of any configuration on one dataset's own train/test split, preparing the
-    tensors a configuration needs once (or once per run, where each run holds out its own validation subjects)."""
+    """Trains single seeded runs of any configuration on one fold of a dataset (by default its own train/test
+    split), preparing the tensors a configuration needs once (or once per run, where each run holds out its own
+    validation subjects)."""
 
-    def __init__(self, data: WindowSet):
-        self.data = data
-        self.train, self.test = data.split()
+    def __init__(self, data: WindowSet, fold: Fold = OWN_SPLIT):
+        self.data, self.fold = data, fold
+        self.train, self.test = fold.apply(data)
         if len(self.train) == 0 or len(self.test) == 0:
             raise HarlabError(f"{data.provenance.dataset}: empty train ({len(self.train)}) or test "
-                              f"({len(self.test)}) split")
+                              f"({len(self.test)}) split in fold {fold.name}")
         self._prepared: dict[bool, PreparedData] = {}
 
     def check(self, config: RepeatConfig) -> None:
@@ -203,38 +215,54 @@ class RunTrainer:
         return RunResult(repeat, seed, scores.accuracy, scores.macro_f1, scores.per_class, scores.confusion,
                          history.as_dict(), history.best_epoch, prepared.validation_subjects, history.fit_seconds,
                          count_parameters(model),
-                         prepared.standardizer.to_dict() if prepared.standardizer else None)
+                         prepared.standardizer.to_dict() if prepared.standardizer else None, self.fold.name)
+
+
+def split_record(data: WindowSet, split: SplitSpec) -> dict[str, Any]:
+    """What a results record says about the data: for the dataset's own split, the train/test subjects and
+    counts; for a cross-validation, every subject and each fold's test subjects."""
+    if split.is_default():
+        return dataset_record(data, *data.split())
+    return {**data.metadata(), "window": data.window, "n_windows": len(data),
+            "subjects": sorted(int(s) for s in np.unique(data.subject)),
+            "folds": {f.name: list(f.test_subjects or ()) for f in folds(data, split)}}
 
 
 def run_repeats(data: WindowSet, config: RepeatConfig, out: Path,
                 on_run: Callable[[RunResult], None] = lambda run: None,
                 on_epoch: Callable[[], None] = lambda: None) -> dict[str, Any]:
-    """Train and score `config.repeats` seeded runs on data's own train/test split; write `out` after each."""
-    trainer = RunTrainer(data)
-    trainer.check(config)
+    """Train and score `config.repeats` seeded runs on every fold of `config.split` (by default the data's own
+    train/test split); write `out` after each run."""
+    trainers = [RunTrainer(data, fold) for fold in folds(data, config.split)]
+    trainers[0].check(config)
     train_config = config.train_config()
-    dataset = dataset_record(data, trainer.train, trainer.test)
+    dataset = split_record(data, config.split)
     record: dict[str, Any] = {
         "config": config.model_dump(mode="json"), "training": asdict(train_config), "dataset": dataset,
         "environment": describe_environment(), "started": now_iso(), "runs": []}
     runs = load_previous(out, config, dataset)
-    done = {run.repeat for run in runs}
+    done = {(run.fold, run.repeat) for run in runs}
+    order = {trainer.fold.name: i for i, trainer in enumerate(trainers)}
 
     def save() -> None:
-        runs.sort(key=lambda r: r.repeat)
+        runs.sort(key=lambda r: (order.get(r.fold, len(order)), r.repeat))
         record.update(runs=[asdict(r) for r in runs], summary=summarize([r.accuracy for r in runs]),
                       updated=now_iso())
+        if len(trainers) > 1:
+            record["folds"] = {name: summarize([r.accuracy for r in runs if r.fold == name]) for name in order
+                               if any(r.fold == name for r in runs)}
         atomic_write_json(out, record)
 
     for run in runs:
         on_run(run)
         for _ in range(train_config.epochs):
             on_epoch()
-    for repeat in range(1, config.repeats + 1):
-        if repeat not in done:
-            run = trainer.run(config, repeat, on_epoch)
-            runs.append(run)
-            save()
-            on_run(run)
+    for trainer in trainers:
+        for repeat in range(1, config.repeats + 1):
+            if (trainer.fold.name, repeat) not in done:
+                run = trainer.run(config, repeat, on_epoch)
+                runs.append(run)
+                save()
+                on_run(run)
     save()
     return record

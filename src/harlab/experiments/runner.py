@@ -1,4 +1,4 @@
-"""Run an experiment: every (configuration × repeat) of a spec that the store does not already hold."""
+"""Run an experiment: every (configuration × fold × repeat) of a spec that the store does not already hold."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from pathlib import Path
 
 from harlab.data.windowset import WindowSet
 from harlab.environment import describe_environment, now_iso
-from harlab.experiments.repeats import RunResult, RunTrainer, dataset_record
+from harlab.experiments.repeats import RunResult, RunTrainer, split_record
 from harlab.experiments.spec import Configuration, ExperimentSpec
+from harlab.experiments.splits import OWN_SPLIT, Fold, folds
 from harlab.experiments.store import ResultsStore
 from harlab.reports.plots import channel_histograms, save_figure
 
@@ -40,33 +41,46 @@ def run_experiment(spec: ExperimentSpec, data: WindowSet, out: Path, shared: Seq
     epoch and `on_run` after every finished run, so a caller can show progress over the whole experiment.
     """
     configurations = spec.configurations()
-    trainer = RunTrainer(data)
+    fold_lists = {c.label: folds(data, c.config.split) for c in configurations}
+    current: list[RunTrainer] = []
+
+    def trainer(fold: Fold) -> RunTrainer:  # one fold's tensors in memory at a time
+        if not current or current[0].fold != fold:
+            current[:] = [RunTrainer(data, fold)]
+        return current[0]
+
     for configuration in configurations:
-        trainer.check(configuration.config)
-    store = ResultsStore.open(out, spec, dataset_record(data, trainer.train, trainer.test), describe_environment())
+        trainer(fold_lists[configuration.label][0]).check(configuration.config)
+    store = ResultsStore.open(out, spec, split_record(data, spec.split), describe_environment())
     if not (out / CHANNELS_FIGURE).exists():
-        save_figure(channel_histograms(trainer.train), out / CHANNELS_FIGURE, out / "channels.svg")
+        train = trainer(fold_lists[configurations[0].label][0]).train
+        save_figure(channel_histograms(train), out / CHANNELS_FIGURE, out / "channels.svg")
     finished = store.finished()
     dataset = store.dataset()
-    elsewhere = {(row["key"], row["repeat"]): {**row, "copied_from": other.spec()["name"]}
-                 for other in shared if other.directory != out and other.dataset() == dataset
-                 for row in other.rows() if "copied_from" not in row}
-    plan = [(c, repeat) for c in configurations for repeat in range(1, spec.repeats + 1)]
+    elsewhere = {}
+    for other in shared:
+        if other.directory != out and other.dataset() == dataset:
+            for row in other.rows():
+                if "copied_from" not in row:
+                    place = (row["key"], row.get("fold", OWN_SPLIT.name), row["repeat"])
+                    elsewhere[place] = {**row, "copied_from": other.spec()["name"]}
+    plan = [(c, fold, repeat) for c in configurations for fold in fold_lists[c.label]
+            for repeat in range(1, spec.repeats + 1)]
     epochs = {c.label: c.config.train_config().epochs for c in configurations}
-    done = [(c, r) for c, r in plan if (c.config.key(), r) in finished]
-    on_start(Progress(len(plan), len(done), sum(epochs[c.label] for c, _ in plan),
-                      sum(epochs[c.label] for c, _ in done)))
-    for configuration, repeat in plan:
+    done = [(c, f, r) for c, f, r in plan if (c.config.key(), f.name, r) in finished]
+    on_start(Progress(len(plan), len(done), sum(epochs[c.label] for c, _, _ in plan),
+                      sum(epochs[c.label] for c, _, _ in done)))
+    for configuration, fold, repeat in plan:
         key = configuration.config.key()
-        if (key, repeat) in finished:
+        if (key, fold.name, repeat) in finished:
             continue
-        if (key, repeat) in elsewhere:
-            row = {**elsewhere[key, repeat], "label": configuration.label, "swept": configuration.swept}
-            run = RunResult(**{k: row[k] for k in RunResult.__dataclass_fields__})
+        if (key, fold.name, repeat) in elsewhere:
+            row = {**elsewhere[key, fold.name, repeat], "label": configuration.label, "swept": configuration.swept}
+            run = RunResult(**{k: row[k] for k in RunResult.__dataclass_fields__ if k in row})
             for _ in range(epochs[configuration.label]):
                 on_epoch()
         else:
-            run = trainer.run(configuration.config, repeat, on_epoch)
+            run = trainer(fold).run(configuration.config, repeat, on_epoch)
             row = {"key": key, "label": configuration.label, "swept": configuration.swept,
                    "config": configuration.config.model_dump(mode="json"), **asdict(run), "finished": now_iso()}
         store.append(row)

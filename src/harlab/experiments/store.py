@@ -93,9 +93,9 @@ class ResultsStore:
                                     line=number) from None
         return rows
 
-    def finished(self) -> set[tuple[str, int]]:
-        """(configuration key, repeat) of every finished run."""
-        return {(row["key"], row["repeat"]) for row in self.rows()}
+    def finished(self) -> set[tuple[str, str, int]]:
+        """(configuration key, fold, repeat) of every finished run; rows without a fold are the fixed split's."""
+        return {(row["key"], row.get("fold", "fixed"), row["repeat"]) for row in self.rows()}
 
     def append(self, row: dict[str, Any]) -> None:
         """Add one finished run, durably: written, flushed and fsynced before this returns."""
