@@ -225,12 +225,17 @@ def train(
     param: Param = None,
     out: Annotated[Path | None, typer.Option(help="Results JSON; an existing one with the same "
                                              "configuration is resumed.")] = None,
+    save: Annotated[Path | None, typer.Option(help="Write a model bundle (safetensors + JSON manifest) of one "
+                                              "run to this folder.", file_okay=False)] = None,
+    save_repeat: Annotated[int, typer.Option(min=1, help="Which run --save keeps (chosen before training, "
+                                             "never by its test score).")] = 1,
     data_dir: DataDir = None,
     window: Window = None, step: Step = None, transitions: Transitions = False,
     threads: Threads = None,
 ) -> None:
     """Train a model `repeats` times with different seeds and report test accuracy as mean ± std."""
     from harlab.data.datasets import load_tutorial_dataset
+    from harlab.deploy.bundle import save_run_bundle
     from harlab.evaluation.metrics import classification_report_lines
     from harlab.experiments.repeats import RepeatConfig, RunResult, run_repeats
     from harlab.experiments.splits import SplitKind, SplitSpec
@@ -261,8 +266,15 @@ def train(
             fold = "" if run.fold == "fixed" else f"{run.fold} "
             print(f">{fold}#{run.repeat}: {run.accuracy * 100:.3f}", flush=True)
 
+        saved: list[Path] = []
+
+        def keep(run: RunResult, trained: Any, prepared: Any) -> None:
+            if save is not None and run.repeat == save_repeat and not saved:
+                saved.append(save_run_bundle(save, trained, config, data, prepared.standardizer, run))
+
         try:
-            record = run_repeats(data, config, out, on_run=on_run, on_epoch=lambda: progress.advance(task))
+            record = run_repeats(data, config, out, on_run=on_run, on_epoch=lambda: progress.advance(task),
+                                 on_model=keep)
         except KeyboardInterrupt:
             progress.stop()
             say(f"interrupted: finished runs are kept in {out}; run the same command with --out {out} to finish")
@@ -277,6 +289,10 @@ def train(
     print("\n".join(classification_report_lines(median["per_class"], median["confusion"])))
     print(f"Accuracy: {summary['mean']:.1f}% (+/-{summary['std']:.1f})")
     say(f"{summary['runs']} runs, {sum(seconds) / len(seconds):.1f} s per fit; results in {out}")
+    if save is not None:
+        say(f"bundle of run #{save_repeat} in {saved[0]}" if saved else
+            f"run #{save_repeat} finished in an earlier invocation and its weights were not kept; no bundle "
+            "written (use a new --out to train it again)")
 
 
 def _run_experiment(spec: Any, data: Any, out: Path, shared: Sequence[Any] = ()) -> None:
@@ -346,6 +362,28 @@ def experiment_report_command(
         raise HarlabError(f"{directory}: not an experiment folder (no spec.json); pass the --out of "
                           "`harlab experiment run`")
     _report_experiment(directory)
+
+
+@app.command("export")
+def export(
+    bundle: Annotated[Path, typer.Argument(help="A bundle folder written by `harlab train --save`.")],
+    onnx: Annotated[Path | None, typer.Option(help="Write an ONNX model here.", dir_okay=False)] = None,
+    flat_input: Annotated[bool, typer.Option(help="Take flat time-major vectors [batch, time·channels] (the "
+                                             "WISDM tutorial's iOS input) instead of [batch, time, channels].")
+                          ] = False,
+) -> None:
+    """Export a bundle: raw windows in, class probabilities out, standardization included, any batch size."""
+    from harlab.deploy.bundle import load_bundle
+    from harlab.deploy.onnx_export import PARITY_TOLERANCE, export_onnx
+
+    if onnx is None:
+        raise HarlabError("nothing to export to: give --onnx PATH")
+    loaded = load_bundle(bundle)
+    path = export_onnx(loaded, onnx, flat_input)
+    shape = f"[batch, {loaded.window * len(loaded.channels)}]" if flat_input else \
+        f"[batch, {loaded.window}, {len(loaded.channels)}]"
+    say(f"{path}: {loaded.manifest['model']}, input {shape}, {len(loaded.classes)} class probabilities; ONNX "
+        f"checker passed, ONNX Runtime matches PyTorch within {PARITY_TOLERANCE}")
 
 
 @app.command("reproduce")

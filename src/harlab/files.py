@@ -22,7 +22,8 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def _umask() -> int:
+def umask() -> int:
+    """The process's file-creation mask (read by setting and restoring it)."""
     current = os.umask(0)
     os.umask(current)
     return current
@@ -36,7 +37,7 @@ def atomic_open(path: Path) -> Iterator[BinaryIO]:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     tmp = Path(tmp_name)
     try:
-        os.fchmod(fd, 0o666 & ~_umask())
+        os.fchmod(fd, 0o666 & ~umask())
         with os.fdopen(fd, "wb") as handle:
             yield handle
             handle.flush()
@@ -63,6 +64,7 @@ def atomic_directory(path: Path) -> Iterator[Path]:
     """Yield a temporary directory that replaces `path` only if the block finishes without error."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+    tmp.chmod(0o777 & ~umask())  # mkdtemp makes it private; the result should be an ordinary folder
     try:
         yield tmp
         if path.exists():

@@ -199,8 +199,10 @@ class RunTrainer:
             self._prepared[config.standardize] = prepare(self.train, self.test, config, seed)
         return self._prepared[config.standardize]
 
-    def run(self, config: RepeatConfig, repeat: int, on_epoch: Callable[[], None] = lambda: None) -> RunResult:
-        """Train and score repeat `repeat` (1-based) of `config`; `on_epoch` is called once per planned epoch."""
+    def run(self, config: RepeatConfig, repeat: int, on_epoch: Callable[[], None] = lambda: None,
+            on_model: Callable[[RunResult, torch.nn.Module, PreparedData], None] | None = None) -> RunResult:
+        """Train and score repeat `repeat` (1-based) of `config`; `on_epoch` is called once per planned epoch,
+        `on_model` with the result, the trained model and its data (e.g. to save a bundle)."""
         train_config = config.train_config()
         seed = config.run_seed(repeat)
         prepared = self.prepared(config, seed)
@@ -212,10 +214,13 @@ class RunTrainer:
         for _ in range(train_config.epochs - len(history.loss)):  # epochs early stopping skipped
             on_epoch()
         scores = score(self.test.y, predict(model, prepared.X_test), data.classes)
-        return RunResult(repeat, seed, scores.accuracy, scores.macro_f1, scores.per_class, scores.confusion,
-                         history.as_dict(), history.best_epoch, prepared.validation_subjects, history.fit_seconds,
-                         count_parameters(model),
-                         prepared.standardizer.to_dict() if prepared.standardizer else None, self.fold.name)
+        result = RunResult(repeat, seed, scores.accuracy, scores.macro_f1, scores.per_class, scores.confusion,
+                           history.as_dict(), history.best_epoch, prepared.validation_subjects,
+                           history.fit_seconds, count_parameters(model),
+                           prepared.standardizer.to_dict() if prepared.standardizer else None, self.fold.name)
+        if on_model is not None:
+            on_model(result, model, prepared)
+        return result
 
 
 def split_record(data: WindowSet, split: SplitSpec) -> dict[str, Any]:
@@ -230,9 +235,10 @@ def split_record(data: WindowSet, split: SplitSpec) -> dict[str, Any]:
 
 def run_repeats(data: WindowSet, config: RepeatConfig, out: Path,
                 on_run: Callable[[RunResult], None] = lambda run: None,
-                on_epoch: Callable[[], None] = lambda: None) -> dict[str, Any]:
+                on_epoch: Callable[[], None] = lambda: None,
+                on_model: Callable[[RunResult, torch.nn.Module, PreparedData], None] | None = None) -> dict[str, Any]:
     """Train and score `config.repeats` seeded runs on every fold of `config.split` (by default the data's own
-    train/test split); write `out` after each run."""
+    train/test split); write `out` after each run. `on_model` sees each newly trained model (see RunTrainer.run)."""
     trainers = [RunTrainer(data, fold) for fold in folds(data, config.split)]
     trainers[0].check(config)
     train_config = config.train_config()
@@ -260,7 +266,7 @@ def run_repeats(data: WindowSet, config: RepeatConfig, out: Path,
     for trainer in trainers:
         for repeat in range(1, config.repeats + 1):
             if (trainer.fold.name, repeat) not in done:
-                run = trainer.run(config, repeat, on_epoch)
+                run = trainer.run(config, repeat, on_epoch, on_model)
                 runs.append(run)
                 save()
                 on_run(run)

@@ -1,0 +1,1 @@
+"""Shipping a trained model: portable bundles (safetensors + JSON), ONNX export."""
