@@ -125,3 +125,21 @@ def test_train_save_then_export_from_the_command_line(shared_data: Path, tmp_pat
     result = runner.invoke(app, ["export", str(tmp_path / "bundle"), "--onnx", str(tmp_path / "m.onnx")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "m.onnx").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("flat", [False, True])
+def test_core_ml_package_declares_its_input_and_classes(hapt, tmp_path: Path, flat: bool) -> None:
+    """Core ML runs only on macOS; here: the package is written, reloads with its spec, and says what it takes."""
+    import coremltools
+
+    loaded = load_bundle(bundle_of("cnn", hapt, tmp_path / "b", filters=8))
+    result = CliRunner().invoke(app, ["export", str(tmp_path / "b"), "--coreml", str(tmp_path / "m.mlpackage")]
+                                + (["--flat-input"] if flat else []))
+    assert result.exit_code == 0, result.output
+    spec = coremltools.models.MLModel(str(tmp_path / "m.mlpackage"), skip_model_load=True).get_spec()
+    shape = list(spec.description.input[0].type.multiArrayType.shape)
+    assert shape == ([1, 128 * 9] if flat else [1, 128, 9])
+    assert spec.description.predictedFeatureName == "classLabel"
+    assert spec.description.metadata.userDefined["classes"] == ",".join(loaded.classes)
+    serialized = spec.SerializeToString()
+    assert all(name.encode() in serialized for name in loaded.classes)

@@ -368,22 +368,29 @@ def experiment_report_command(
 def export(
     bundle: Annotated[Path, typer.Argument(help="A bundle folder written by `harlab train --save`.")],
     onnx: Annotated[Path | None, typer.Option(help="Write an ONNX model here.", dir_okay=False)] = None,
+    coreml: Annotated[Path | None, typer.Option(help="Write a Core ML package (.mlpackage) here; needs "
+                                                "harlab[coreml].")] = None,
     flat_input: Annotated[bool, typer.Option(help="Take flat time-major vectors [batch, time·channels] (the "
                                              "WISDM tutorial's iOS input) instead of [batch, time, channels].")
                           ] = False,
 ) -> None:
     """Export a bundle: raw windows in, class probabilities out, standardization included, any batch size."""
     from harlab.deploy.bundle import load_bundle
+    from harlab.deploy.coreml_export import export_coreml
     from harlab.deploy.onnx_export import PARITY_TOLERANCE, export_onnx
 
-    if onnx is None:
-        raise HarlabError("nothing to export to: give --onnx PATH")
+    if onnx is None and coreml is None:
+        raise HarlabError("nothing to export to: give --onnx PATH and/or --coreml PATH")
     loaded = load_bundle(bundle)
-    path = export_onnx(loaded, onnx, flat_input)
-    shape = f"[batch, {loaded.window * len(loaded.channels)}]" if flat_input else \
-        f"[batch, {loaded.window}, {len(loaded.channels)}]"
-    say(f"{path}: {loaded.manifest['model']}, input {shape}, {len(loaded.classes)} class probabilities; ONNX "
-        f"checker passed, ONNX Runtime matches PyTorch within {PARITY_TOLERANCE}")
+    values = f"{loaded.window * len(loaded.channels)}" if flat_input else f"{loaded.window}, {len(loaded.channels)}"
+    if onnx is not None:
+        path = export_onnx(loaded, onnx, flat_input)
+        say(f"{path}: {loaded.manifest['model']}, input [batch, {values}], {len(loaded.classes)} class "
+            f"probabilities; ONNX checker passed, ONNX Runtime matches PyTorch within {PARITY_TOLERANCE}")
+    if coreml is not None:
+        path = export_coreml(loaded, coreml, flat_input)
+        say(f"{path}: Core ML package, input [1, {values}], outputs classLabel and classLabel_probs over "
+            f"{', '.join(loaded.classes)} (runs on macOS/iOS)")
 
 
 @app.command("reproduce")

@@ -35,7 +35,7 @@ class RawWindowClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.flat_input:
-            x = x.reshape(x.shape[0], self.window, self.n_channels)
+            x = x.reshape(-1, self.window, self.n_channels)
         x = ((x - self.mean) * self.scale).transpose(1, 2)
         return torch.softmax(self.model(x), dim=-1)
 
