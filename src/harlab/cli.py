@@ -29,8 +29,8 @@ app.add_typer(experiment_app, name="experiment")
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Folder of local copies: DIR/<dataset>/ "
                                               "(default $HARLAB_DATA_DIR).", file_okay=False)]
-Window = Annotated[int | None, typer.Option(help="hapt: window length in samples (default 128).")]
-Step = Annotated[int | None, typer.Option(help="hapt: step between windows in samples (default 64).")]
+Window = Annotated[int | None, typer.Option(help="hapt, wisdm: window length in samples (default 128, 80).")]
+Step = Annotated[int | None, typer.Option(help="hapt, wisdm: step between windows in samples (default 64, 40).")]
 Transitions = Annotated[bool, typer.Option("--transitions", help="hapt: 12 classes, postural transitions too.")]
 Threads = Annotated[int | None, typer.Option(min=1, help="torch CPU threads (default: all cores).")]
 PROGRESS_COLUMNS = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -203,7 +203,8 @@ def models_summary(
 def train(
     model: Annotated[str, typer.Option(help="Model name (see `harlab models list`).")] = "cnn",
     repeats: Annotated[int, typer.Option(min=1, help="Independently seeded runs.")] = 10,
-    dataset: Annotated[str | None, typer.Option(help="uci-har or hapt (default: uci-har, else hapt).")] = None,
+    dataset: Annotated[str | None, typer.Option(help="uci-har, hapt or wisdm (default: uci-har, else hapt).")
+                       ] = None,
     standardize: Annotated[bool, typer.Option(help="Per-channel standardization fitted on train.")] = False,
     seed: Annotated[int, typer.Option(min=0, help="Base seed; run i uses seed + i − 1.")] = 0,
     epochs: Annotated[int | None, typer.Option(min=1, help="Default: the model's tutorial setting.")] = None,

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harlab.console import say
-from harlab.data import hapt, uci_har
+from harlab.data import hapt, uci_har, wisdm
 from harlab.data.fetch import cache_dir, local_data_dir
 from harlab.data.signals import UciHarPipeline
 from harlab.data.tree import FileTree
@@ -91,7 +91,17 @@ def load_hapt(data_dir: Path | None = None, window: int = 128, step: int = 64, t
     return _cached(hapt.NAME, identity, options, build)
 
 
-DATASETS = {uci_har.NAME: load_uci_har, hapt.NAME: load_hapt}
+def load_wisdm(data_dir: Path | None = None, window: int = 80, step: int = 40, offline: bool = False,
+               quiet: bool = False) -> WindowSet:
+    """WISDM v1.1's raw accelerometer records cut into windows inside continuous stretches (6 classes)."""
+    if window < 2 or step < 1:
+        raise HarlabError(f"wisdm: window {window} and step {step} must be positive (window ≥ 2)")
+    source = wisdm.locate(data_dir, offline=offline, quiet=quiet)
+    options = {"window": window, "step": step, "max_gap_ns": wisdm.MAX_GAP_NS}
+    return _cached(wisdm.NAME, source.sha256, options, lambda: wisdm.build_windowset(source, window, step, options))
+
+
+DATASETS = {uci_har.NAME: load_uci_har, hapt.NAME: load_hapt, wisdm.NAME: load_wisdm}
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, quiet: bool = False, **options: Any) -> WindowSet:
