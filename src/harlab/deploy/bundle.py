@@ -67,8 +67,9 @@ class Bundle:
 def save_bundle(directory: Path, model: nn.Module, *, model_name: str, hyperparameters: dict[str, Any],
                 channels: list[str], window: int, step: int, sampling_rate: float, classes: list[str],
                 standardizer: Standardizer | None, metrics: dict[str, Any], provenance: dict[str, Any],
-                training: dict[str, Any]) -> Path:
-    """Write a bundle folder atomically (replacing one that exists); return its path."""
+                training: dict[str, Any], preprocessing: dict[str, Any] | None = None) -> Path:
+    """Write a bundle folder atomically (replacing one that exists); return its path. `preprocessing` says how
+    raw recordings become the model's channels (see `preprocessing_of`)."""
     with atomic_directory(directory) as tmp:
         weights = tmp / WEIGHTS
         save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(weights))
@@ -76,7 +77,8 @@ def save_bundle(directory: Path, model: nn.Module, *, model_name: str, hyperpara
         manifest = {
             "format": FORMAT, "model": model_name, "hyperparameters": hyperparameters, "channels": list(channels),
             "window": window, "step": step, "sampling_rate": sampling_rate, "classes": list(classes),
-            "standardization": standardizer.to_dict() if standardizer else None, "metrics": metrics,
+            "standardization": standardizer.to_dict() if standardizer else None,
+            "preprocessing": preprocessing or {"pipeline": "none"}, "metrics": metrics,
             "training": training, "provenance": provenance, "environment": describe_environment(),
             "created": now_iso(), "weights_sha256": sha256_file(weights)}
         atomic_write_json(tmp / MANIFEST, manifest)
@@ -135,4 +137,19 @@ def save_run_bundle(directory: Path, model: nn.Module, config: Any, data: Any, s
                        channels=list(data.channels), window=data.window, step=data.step,
                        sampling_rate=data.sampling_rate, classes=list(data.classes), standardizer=standardizer,
                        metrics=metrics, provenance=asdict(data.provenance),
-                       training=config.model_dump(mode="json"))
+                       training=config.model_dump(mode="json"), preprocessing=preprocessing_of(data))
+
+
+def preprocessing_of(data: Any) -> dict[str, Any]:
+    """How raw recordings become `data`'s channels: UCI HAR's pipeline (filters, gravity split) from raw
+    acc/gyro axes for uci-har, hapt and recordings imported with it; nothing otherwise."""
+    from harlab.data import hapt
+
+    options = data.provenance.options
+    if data.provenance.dataset in ("uci-har", "hapt"):
+        return {"pipeline": "uci-har", "raw_channels": list(hapt.CHANNELS),
+                "accelerometer": [c for c in hapt.CHANNELS if c.startswith("acc")]}
+    if options.get("pipeline") == "uci-har":
+        return {"pipeline": "uci-har", "raw_channels": list(options["channels"]),
+                "accelerometer": list(options["accelerometer"])}
+    return {"pipeline": "none"}

@@ -3,6 +3,7 @@ the graph, any batch size; checked with ONNX's checker and against PyTorch with 
 
 from __future__ import annotations
 
+import json
 import logging
 import warnings
 from pathlib import Path
@@ -16,6 +17,7 @@ from harlab.errors import HarlabError
 from harlab.files import atomic_write_bytes
 
 PARITY_TOLERANCE = 1e-4
+ONNX_METADATA = "harlab"  # the model property holding what prediction needs (channels, classes, window, rate)
 
 
 class RawWindowClassifier(nn.Module):
@@ -65,7 +67,12 @@ def export_onnx(bundle: Bundle, path: Path, flat_input: bool = False) -> Path:
                         f"{', '.join(bundle.channels)} at {bundle.manifest['sampling_rate']} Hz"
                         f"{' (flattened time-major)' if flat_input else ''} → probabilities of "
                         f"{', '.join(bundle.classes)}")
-    onnx.helper.set_model_props(model, {"classes": ",".join(bundle.classes), "channels": ",".join(bundle.channels)})
+    manifest = bundle.manifest
+    metadata = {"model": manifest["model"], "channels": bundle.channels, "classes": bundle.classes,
+                "window": bundle.window, "step": manifest["step"], "sampling_rate": manifest["sampling_rate"],
+                "preprocessing": manifest.get("preprocessing") or {"pipeline": "none"}, "flat_input": flat_input}
+    onnx.helper.set_model_props(model, {ONNX_METADATA: json.dumps(metadata), "classes": ",".join(bundle.classes),
+                                        "channels": ",".join(bundle.channels)})
     onnx.checker.check_model(model, full_check=True)
     data = model.SerializeToString()
     difference = parity(wrapper, data, torch.randn(5, *shape))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import matplotlib
 import numpy as np
+import pandas as pd
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
@@ -109,4 +110,22 @@ def learning_curves(histories: Sequence[dict[str, Sequence[float]]], title: str)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     figure.suptitle(f"{title} ({len(histories)} runs)", fontsize=10)
+    return figure
+
+
+def timeline_figure(samples: pd.DataFrame, sampling_rate: float, segments: pd.DataFrame, classes: Sequence[str],
+                    title: str) -> plt.Figure:
+    """The recording's signals over time with the predicted activities as coloured bands behind them."""
+    figure, axis = plt.subplots(figsize=(12, 4), layout="constrained")
+    colors = dict(zip(classes, plt.get_cmap("tab10" if len(classes) <= 10 else "tab20").colors, strict=False))
+    seconds = np.arange(len(samples)) / sampling_rate
+    for row in segments.itertuples(index=False):
+        axis.axvspan(row.start, row.end, color=colors[row.activity], alpha=0.25, linewidth=0)
+    for column in samples.columns:
+        axis.plot(seconds, samples[column].to_numpy(), linewidth=0.6, label=column)
+    bands = [plt.Rectangle((0, 0), 1, 1, color=colors[c], alpha=0.25) for c in classes]
+    first = axis.legend(loc="upper left", fontsize="small", ncols=min(len(samples.columns), 6))
+    axis.add_artist(first)
+    axis.legend(bands, classes, loc="upper right", fontsize="small", ncols=min(len(classes), 6))
+    axis.set(xlabel="time (s)", ylabel="signal", title=title, xlim=(0, seconds[-1] if len(seconds) else 1))
     return figure

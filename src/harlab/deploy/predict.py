@@ -1,0 +1,246 @@
+"""Activity timelines from long unlabeled recordings, with a trained bundle or its ONNX export.
+
+A recording's samples (at the model's sampling rate) are cut into windows of the model's length every `step`
+samples; each window gets class probabilities; the probabilities are smoothed over `smooth` consecutive windows
+(centered mean); consecutive windows with the same activity become one segment of the timeline. A stream
+predictor does the same sample by sample, as a phone app would.
+
+Models trained on UCI HAR-style windows (total_acc, body_acc, body_gyro) take the raw recording (acc and gyro
+axes) and apply the same filters and gravity split first, on the whole recording offline and on a sliding
+context of a few windows when streaming.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from harlab.data.signals import Recording, UciHarPipeline, window_starts
+from harlab.deploy.onnx_export import ONNX_METADATA
+from harlab.errors import DataError, HarlabError
+
+STREAM_CONTEXT_WINDOWS = 4  # filter context kept while streaming a UCI HAR-style model
+
+
+@dataclass(frozen=True)
+class WindowModel:
+    """What prediction needs of a model, whether a bundle or an ONNX file: its input and a probability function
+    of raw windows [n, window, channels] (standardization is inside)."""
+
+    source: str
+    channels: tuple[str, ...]
+    classes: tuple[str, ...]
+    window: int
+    sampling_rate: float
+    preprocessing: dict[str, Any]
+    probabilities: Callable[[np.ndarray], np.ndarray] = field(repr=False)
+
+    def model_signals(self, signals: np.ndarray, names: tuple[str, ...], where: str) -> np.ndarray:
+        """The recording's samples [n, len(names)] as this model's input channels [n, channels]: taken as they
+        are when named like the model's, else made with the UCI HAR pipeline from raw acc/gyro columns."""
+        if all(c in names for c in self.channels):
+            return signals[:, [names.index(c) for c in self.channels]]
+        raw = tuple(self.preprocessing.get("raw_channels", ()))
+        if self.preprocessing.get("pipeline") != "uci-har" or not all(c in names for c in raw):
+            needed = raw if self.preprocessing.get("pipeline") == "uci-har" else self.channels
+            missing = [c for c in needed if c not in names]
+            raise DataError(where, f"missing column(s) {', '.join(missing)}; the model reads {len(needed)} "
+                            "columns named so", "rename the recording's columns to match")
+        recording = Recording(signals[:, [names.index(c) for c in raw]], raw, self.sampling_rate, [], 0,
+                              accelerometer=tuple(raw.index(c) for c in self.preprocessing["accelerometer"]))
+        filtered, filtered_names = UciHarPipeline(window=self.window).filter(recording)
+        return filtered[:, [filtered_names.index(c) for c in self.channels]]
+
+
+def open_model(path: Path) -> WindowModel:
+    """A bundle folder (PyTorch) or an .onnx file written by `harlab export` (ONNX Runtime)."""
+    if path.is_dir():
+        from harlab.deploy.bundle import load_bundle
+
+        bundle = load_bundle(path)
+        manifest = bundle.manifest
+
+        def probabilities(X: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return torch.softmax(bundle.model(bundle.prepare(X)), dim=-1).numpy()
+
+        return WindowModel(str(path), tuple(bundle.channels), tuple(bundle.classes), bundle.window,
+                           float(manifest["sampling_rate"]), manifest.get("preprocessing") or {}, probabilities)
+    if path.suffix != ".onnx" or not path.exists():
+        raise DataError(path, "not a bundle folder or an .onnx file", "pass what `harlab train --save` or "
+                        "`harlab export --onnx` wrote")
+    import onnxruntime
+
+    try:
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        meta = json.loads(session.get_modelmeta().custom_metadata_map[ONNX_METADATA])
+    except (KeyError, json.JSONDecodeError):
+        raise DataError(path, "no harlab metadata", "export the model with `harlab export --onnx`") from None
+    except Exception as exc:  # onnxruntime's own exception types; the user needs one line
+        raise DataError(path, f"not a readable ONNX model ({str(exc).splitlines()[0]})", "export it again") from None
+    if meta.get("flat_input"):
+        raise DataError(path, "exported with --flat-input", "export it again without --flat-input to predict here")
+    name = session.get_inputs()[0].name
+
+    def onnx_probabilities(X: np.ndarray) -> np.ndarray:
+        return session.run(None, {name: X.astype(np.float32)})[0]
+
+    return WindowModel(str(path), tuple(meta["channels"]), tuple(meta["classes"]), int(meta["window"]),
+                       float(meta["sampling_rate"]), meta.get("preprocessing") or {}, onnx_probabilities)
+
+
+def smooth(probabilities: np.ndarray, windows: int) -> np.ndarray:
+    """Centered moving average of [n, classes] probabilities over `windows` windows (shorter at the ends)."""
+    if windows <= 1:
+        return probabilities
+    frame = pd.DataFrame(probabilities)
+    return frame.rolling(windows, center=True, min_periods=1).mean().to_numpy()
+
+
+def predict_signals(model: WindowModel, signals: np.ndarray, step: int | None = None, smoothing: int = 1,
+                    batch_size: int = 256) -> pd.DataFrame:
+    """Per-window predictions for model-ready signals [n, channels] at the model's rate: start and end (s),
+    activity and confidence after smoothing, and every class's smoothed probability."""
+    step = step or model.window // 2
+    starts = window_starts(len(signals), model.window, step)
+    if len(starts) == 0:
+        raise HarlabError(f"the recording has {len(signals)} samples, fewer than one window ({model.window})")
+    index = starts[:, None] + np.arange(model.window)[None, :]
+    parts = [model.probabilities(signals[index[i:i + batch_size]].astype(np.float32))
+             for i in range(0, len(index), batch_size)]
+    probabilities = smooth(np.concatenate(parts), smoothing)
+    best = probabilities.argmax(1)
+    frame = pd.DataFrame({"start": starts / model.sampling_rate,
+                          "end": (starts + model.window) / model.sampling_rate,
+                          "activity": np.array(model.classes)[best], "confidence": probabilities.max(1)})
+    for i, name in enumerate(model.classes):
+        frame[f"p_{name}"] = probabilities[:, i]
+    return frame
+
+
+def timeline(windows: pd.DataFrame) -> pd.DataFrame:
+    """Consecutive windows with the same activity merged into segments: start, end, activity, mean confidence,
+    windows. A segment ends where the next one's first window starts (overlapping windows share their time)."""
+    change = windows["activity"].ne(windows["activity"].shift()).cumsum()
+    segments = windows.groupby(change, sort=False).agg(start=("start", "first"), end=("end", "last"),
+                                                       activity=("activity", "first"),
+                                                       confidence=("confidence", "mean"),
+                                                       windows=("activity", "size")).reset_index(drop=True)
+    segments["end"] = np.minimum(segments["end"], segments["start"].shift(-1).fillna(np.inf))
+    return segments
+
+
+def predict(model: str | Path | WindowModel, recording: pd.DataFrame, *, rate: float | None = None,
+            time_column: str | None = "time", step: int | None = None, smoothing: int = 1) -> pd.DataFrame:
+    """Per-window predictions (see `predict_signals`) for a recording as a DataFrame of samples (a time column
+    and signal columns named like the model's inputs or its raw acc/gyro channels). Samples must be at the
+    model's rate; `rate` states the recording's own rate when there is no time column to check it by."""
+    model = model if isinstance(model, WindowModel) else open_model(Path(model))
+    names = tuple(c for c in recording.columns if c != time_column)
+    source_rate = rate
+    if time_column is not None and time_column in recording:
+        steps = np.diff(recording[time_column].to_numpy(dtype=np.float64))
+        source_rate = 1 / float(np.median(steps)) if len(steps) else rate
+    if source_rate is not None and abs(source_rate - model.sampling_rate) > 0.01 * model.sampling_rate:
+        raise HarlabError(f"the recording is at {source_rate:.4g} Hz, the model at {model.sampling_rate:g} Hz; "
+                          "resample it first (harlab predict does that for files)")
+    numeric = recording[list(names)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    signals = model.model_signals(numeric, names, "recording")
+    if np.isnan(signals).any():
+        row, column = np.argwhere(np.isnan(numeric))[0]
+        raise HarlabError(f"recording: column {names[column]} has a missing or non-numeric value in row {row + 1} "
+                          f"({int(np.isnan(numeric).any(axis=1).sum())} rows in all); fill or drop those rows")
+    return predict_signals(model, signals, step, smoothing)
+
+
+def read_model_input(model: WindowModel, path: Path, *, time_column: str = "time",
+                     rate: float | None = None) -> pd.DataFrame:
+    """The columns of a recording file (CSV or Parquet) that `model` reads — its channels, or the raw axes its
+    pipeline starts from — resampled to the model's rate. The time column may hold seconds, milliseconds or
+    date-times; without one, `rate` gives the recording's rate. Other columns (labels, subject) are ignored."""
+    from harlab.data.recordings import read_table, resample_to, times_in_seconds
+
+    frame = read_table(path)
+    names = [c for c in dict.fromkeys((*model.channels, *model.preprocessing.get("raw_channels", ()))) if c in frame]
+    if time_column in frame:
+        seconds = times_in_seconds(frame[time_column], path, time_column)
+    elif rate is not None:
+        seconds = np.arange(len(frame)) / rate
+    else:
+        raise DataError(path, f"no {time_column!r} column", "name the time column with --time-column, or give "
+                        "the recording's rate with --rate")
+    signals = frame[names].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    return pd.DataFrame(resample_to(signals, seconds, model.sampling_rate, path), columns=names)
+
+
+def predict_file(model: WindowModel, path: Path, *, time_column: str = "time", rate: float | None = None,
+                 step: int | None = None, smoothing: int = 1) -> pd.DataFrame:
+    """Per-window predictions (see `predict_signals`) for a recording file (see `read_model_input`)."""
+    samples = read_model_input(model, path, time_column=time_column, rate=rate)
+    return predict(model, samples, rate=model.sampling_rate, time_column=None, step=step, smoothing=smoothing)
+
+
+@dataclass
+class StreamPrediction:
+    """One completed window of a stream: its first and last sample (0-based, inclusive), activity, confidence
+    and the smoothed probabilities."""
+
+    first_sample: int
+    last_sample: int
+    activity: str
+    confidence: float
+    probabilities: np.ndarray
+
+
+class StreamPredictor:
+    """Consumes samples as they arrive and emits a prediction for every completed window (every `step` samples
+    once the first window is full), smoothed over the last `smoothing` windows (trailing mean: a stream cannot
+    look ahead)."""
+
+    def __init__(self, model: WindowModel, names: tuple[str, ...], step: int | None = None, smoothing: int = 1):
+        self.model, self.names = model, names
+        self.step, self.smoothing = step or model.window // 2, smoothing
+        raw_only = not all(c in names for c in model.channels)
+        self.context = model.window * (STREAM_CONTEXT_WINDOWS if raw_only else 1)
+        self.buffer = np.empty((0, len(names)))
+        self.seen = 0
+        self.next_end = model.window
+        self.recent: list[np.ndarray] = []
+
+    def push(self, samples: np.ndarray) -> Iterator[StreamPrediction]:
+        """Add samples [m, channels] (in `names` order); yield a prediction per window completed by them."""
+        samples = np.atleast_2d(np.asarray(samples, dtype=np.float64))
+        self.buffer = np.concatenate([self.buffer, samples])[-(self.context + len(samples)):]
+        self.seen += len(samples)
+        while self.next_end <= self.seen:
+            offset = len(self.buffer) - (self.seen - self.next_end)
+            context = self.buffer[max(0, offset - self.context):offset]
+            signals = self.model.model_signals(context, self.names, "stream")
+            window = signals[-self.model.window:][None].astype(np.float32)
+            self.recent = [*self.recent, self.model.probabilities(window)[0]][-self.smoothing:]
+            mean = np.mean(self.recent, axis=0)
+            yield StreamPrediction(self.next_end - self.model.window, self.next_end - 1,
+                                   self.model.classes[int(mean.argmax())], float(mean.max()), mean)
+            self.next_end += self.step
+
+
+def timeline_agreement(segments: pd.DataFrame, labels: np.ndarray, sampling_rate: float,
+                       classes: tuple[str, ...]) -> tuple[float, int]:
+    """Share of labelled samples whose activity the timeline got right, and how many were compared: samples
+    whose label is not one of the model's `classes` (transitions, unlabelled) or that no segment covers are
+    left out."""
+    times = np.arange(len(labels)) / sampling_rate
+    predicted = np.full(len(labels), None, dtype=object)
+    for start, end, activity in segments[["start", "end", "activity"]].itertuples(index=False):
+        predicted[(times >= start) & (times < end)] = activity
+    compared = (predicted != None) & np.isin(labels, classes)  # noqa: E711 — elementwise, not identity
+    if not compared.any():
+        return float("nan"), 0
+    return float(np.mean(predicted[compared] == labels[compared])), int(compared.sum())
