@@ -143,3 +143,23 @@ def test_core_ml_package_declares_its_input_and_classes(hapt, tmp_path: Path, fl
     assert spec.description.metadata.userDefined["classes"] == ",".join(loaded.classes)
     serialized = spec.SerializeToString()
     assert all(name.encode() in serialized for name in loaded.classes)
+
+
+def test_an_experiment_run_is_saved_by_retraining_it_from_its_seed(shared_data: Path, tmp_path: Path) -> None:
+    spec = tmp_path / "tiny.toml"
+    spec.write_text('name = "tiny"\nmodel = "cnn"\ndataset = "hapt"\nrepeats = 2\nepochs = 1\n'
+                    'hyperparameters = { kernel_size = 3 }\n[grid]\nfilters = [4, 8]\n')
+    runner = CliRunner()
+    out = tmp_path / "results"
+    result = runner.invoke(app, ["experiment", "run", str(spec), "--out", str(out), "--data-dir", str(shared_data)])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["experiment", "save", str(out), "--configuration", "filters=8", "--repeat", "2",
+                                 "--to", str(tmp_path / "bundle"), "--data-dir", str(shared_data)])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "bundle" / MANIFEST).read_text())
+    row = next(json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()
+               if json.loads(line)["label"] == "filters=8" and json.loads(line)["repeat"] == 2)
+    assert manifest["metrics"]["accuracy"] == row["accuracy"] and manifest["hyperparameters"]["filters"] == 8
+    result = runner.invoke(app, ["experiment", "save", str(out), "--configuration", "filters=9", "--to",
+                                 str(tmp_path / "b2"), "--data-dir", str(shared_data)])
+    assert "choose one of filters=4, filters=8" in str(result.exception)

@@ -120,13 +120,44 @@ def test_a_real_long_recording_gets_a_timeline_that_agrees_with_its_labels(hapt_
                                                                           shared_data: Path) -> None:
     """A test subject's whole HAPT experiment, raw acc/gyro as a user has it, through the UCI HAR filters."""
     from harlab.data import hapt
+    from harlab.data.recordings import recording_frame
     from harlab.deploy.predict import timeline_agreement
 
     recordings, activities = hapt.read_recordings(hapt.locate(shared_data))
     recording = next(r for r in recordings if r.subject == hapt.UCI_HAR_TEST_SUBJECTS[0])
-    frame = hapt.recording_frame(recording, activities)
+    frame = recording_frame(recording, dict(enumerate(activities, start=1)))
     model = open_model(hapt_bundle)
     segments = timeline(predict(model, frame.drop(columns=["activity", "subject"]), smoothing=5))
     agreement, compared = timeline_agreement(segments, frame["activity"].to_numpy(dtype=str), 50.0, model.classes)
     assert compared > 0.5 * len(frame) and agreement > 0.75
     assert 3 <= segments["activity"].nunique() <= 6 and segments["end"].iloc[-1] <= len(frame) / 50 + 1e-9
+
+
+def test_harlab_predict_reads_a_recording_file_at_another_rate(hapt_bundle: Path, shared_data: Path,
+                                                               tmp_path: Path) -> None:
+    """The same HAPT experiment as a 100 Hz file with millisecond timestamps: resampled to the model's 50 Hz."""
+    from typer.testing import CliRunner
+
+    from harlab.cli import app
+    from harlab.data import hapt
+    from harlab.data.recordings import recording_frame
+    from harlab.deploy.predict import timeline_agreement
+
+    recordings, activities = hapt.read_recordings(hapt.locate(shared_data))
+    frame = recording_frame(next(r for r in recordings if r.subject == hapt.UCI_HAR_TEST_SUBJECTS[1]),
+                            dict(enumerate(activities, start=1)))
+    fast = pd.DataFrame({"time": np.arange(2 * len(frame) - 1) * 10})  # ms at 100 Hz
+    for column in hapt.CHANNELS:
+        fast[column] = np.interp(fast["time"] / 1000, frame["time"], frame[column])
+    path = tmp_path / "walk.csv"
+    fast.to_csv(path, index=False)
+    result = CliRunner().invoke(app, ["predict", str(hapt_bundle), str(path), "--out", str(tmp_path / "tl.csv"),
+                                      "--plot", str(tmp_path / "tl.png"), "--windows", str(tmp_path / "w.csv")])
+    assert result.exit_code == 0, result.output
+    segments = pd.read_csv(tmp_path / "tl.csv")
+    assert segments.columns.tolist() == ["start", "end", "activity", "confidence", "windows"]
+    assert segments["end"].iloc[-1] == pytest.approx(frame["time"].iloc[-1], abs=2.6)
+    agreement, _ = timeline_agreement(segments, frame["activity"].to_numpy(dtype=str), 50.0,
+                                      tuple(activities[:6]))
+    assert agreement > 0.75
+    assert (tmp_path / "tl.png").read_bytes()[:4] == b"\x89PNG" and len(pd.read_csv(tmp_path / "w.csv")) > 100

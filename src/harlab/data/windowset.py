@@ -33,7 +33,8 @@ class WindowSet:
     """Labelled sensor windows: X float32 [samples, time, channels], y 0-based int64, subject ids.
 
     `test_subjects` names the dataset's own held-out subjects; `step` is the hop between consecutive
-    windows (equal to `X.shape[1]` when windows do not overlap).
+    windows (equal to `X.shape[1]` when windows do not overlap). `test_mask` (bool per window), where set,
+    is the held-out split instead (a single-subject recording split in time).
     """
 
     X: np.ndarray
@@ -45,6 +46,7 @@ class WindowSet:
     step: int
     test_subjects: tuple[int, ...]
     provenance: Provenance
+    test_mask: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.X)
@@ -52,6 +54,8 @@ class WindowSet:
             raise ValueError(f"X must be [samples, time, {len(self.channels)} channels], got {self.X.shape}")
         if len(self.y) != n or len(self.subject) != n:
             raise ValueError(f"X, y, subject lengths differ: {n}, {len(self.y)}, {len(self.subject)}")
+        if self.test_mask is not None and len(self.test_mask) != n:
+            raise ValueError(f"test_mask has {len(self.test_mask)} entries for {n} windows")
 
     def __len__(self) -> int:
         return len(self.X)
@@ -62,11 +66,12 @@ class WindowSet:
 
     def select(self, mask: np.ndarray) -> WindowSet:
         """The windows where `mask` (boolean or index array) selects."""
-        return replace(self, X=self.X[mask], y=self.y[mask], subject=self.subject[mask])
+        test_mask = None if self.test_mask is None else self.test_mask[mask]
+        return replace(self, X=self.X[mask], y=self.y[mask], subject=self.subject[mask], test_mask=test_mask)
 
     def split(self) -> tuple[WindowSet, WindowSet]:
-        """(train, test) by the dataset's own held-out subjects."""
-        is_test = np.isin(self.subject, self.test_subjects)
+        """(train, test) by the dataset's own held-out subjects (or its `test_mask`, where set)."""
+        is_test = np.isin(self.subject, self.test_subjects) if self.test_mask is None else self.test_mask
         return self.select(~is_test), self.select(is_test)
 
     def class_counts(self) -> dict[str, int]:
@@ -88,7 +93,9 @@ def save_windowset(ws: WindowSet, path: Path, key: dict[str, Any]) -> None:
     """Write `ws` to an uncompressed npz (no pickled objects) atomically, tagged with a cache `key`."""
     buffer = io.BytesIO()
     meta = {"format": CACHE_FORMAT, "key": key, **ws.metadata()}
-    np.savez(buffer, X=ws.X, y=ws.y, subject=ws.subject, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8))
+    arrays = {"test_mask": ws.test_mask} if ws.test_mask is not None else {}
+    np.savez(buffer, X=ws.X, y=ws.y, subject=ws.subject, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+             **arrays)
     atomic_write_bytes(path, buffer.getvalue())
 
 
@@ -102,8 +109,10 @@ def load_windowset(path: Path, key: dict[str, Any]) -> WindowSet | None:
             if meta.get("format") != CACHE_FORMAT or meta.get("key") != key:
                 return None
             X, y, subject = npz["X"], npz["y"], npz["subject"]
+            test_mask = npz["test_mask"] if "test_mask" in npz.files else None
     except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
         raise DataError(path, f"unreadable cache file ({exc})", "delete it; it will be rebuilt") from None
     return WindowSet(X=X, y=y, subject=subject, channels=tuple(meta["channels"]),
                      classes=tuple(meta["classes"]), sampling_rate=meta["sampling_rate"], step=meta["step"],
-                     test_subjects=tuple(meta["test_subjects"]), provenance=Provenance(**meta["provenance"]))
+                     test_subjects=tuple(meta["test_subjects"]), provenance=Provenance(**meta["provenance"]),
+                     test_mask=test_mask)

@@ -164,20 +164,24 @@ def read_model_input(model: WindowModel, path: Path, *, time_column: str = "time
                      rate: float | None = None) -> pd.DataFrame:
     """The columns of a recording file (CSV or Parquet) that `model` reads — its channels, or the raw axes its
     pipeline starts from — resampled to the model's rate. The time column may hold seconds, milliseconds or
-    date-times; without one, `rate` gives the recording's rate. Other columns (labels, subject) are ignored."""
-    from harlab.data.recordings import read_table, resample_to, times_in_seconds
+    date-times (see harlab.data.recordings); without one, `rate` gives the recording's rate. Other columns
+    (labels, subject) are ignored."""
+    from harlab.data.recordings import SUFFIXES, read_signals
 
-    frame = read_table(path)
-    names = [c for c in dict.fromkeys((*model.channels, *model.preprocessing.get("raw_channels", ()))) if c in frame]
-    if time_column in frame:
-        seconds = times_in_seconds(frame[time_column], path, time_column)
-    elif rate is not None:
-        seconds = np.arange(len(frame)) / rate
+    if path.suffix.lower() not in SUFFIXES or not path.is_file():
+        raise DataError(path, "not a CSV or Parquet file", "pass the recording's .csv or .parquet file")
+    if SUFFIXES[path.suffix.lower()] == "csv":
+        header = list(pd.read_csv(path, nrows=0).columns)
     else:
-        raise DataError(path, f"no {time_column!r} column", "name the time column with --time-column, or give "
-                        "the recording's rate with --rate")
-    signals = frame[names].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-    return pd.DataFrame(resample_to(signals, seconds, model.sampling_rate, path), columns=names)
+        import pyarrow.parquet
+
+        header = pyarrow.parquet.read_schema(path).names
+    names = list(model.channels)
+    raw = list(model.preprocessing.get("raw_channels", ()))
+    if not all(c in header for c in names) and raw and all(c in header for c in raw):
+        names = raw
+    signals = read_signals(path, names, model.sampling_rate, time_column, source_rate=rate)
+    return pd.DataFrame(signals, columns=names)
 
 
 def predict_file(model: WindowModel, path: Path, *, time_column: str = "time", rate: float | None = None,

@@ -124,8 +124,8 @@ def timeline_figure(samples: pd.DataFrame, sampling_rate: float, segments: pd.Da
     for column in samples.columns:
         axis.plot(seconds, samples[column].to_numpy(), linewidth=0.6, label=column)
     bands = [plt.Rectangle((0, 0), 1, 1, color=colors[c], alpha=0.25) for c in classes]
-    first = axis.legend(loc="upper left", fontsize="small", ncols=min(len(samples.columns), 6))
+    first = axis.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small", title="signals")
     axis.add_artist(first)
-    axis.legend(bands, classes, loc="upper right", fontsize="small", ncols=min(len(classes), 6))
+    axis.legend(bands, classes, loc="lower left", bbox_to_anchor=(1.0, 0.0), fontsize="small", title="activity")
     axis.set(xlabel="time (s)", ylabel="signal", title=title, xlim=(0, seconds[-1] if len(seconds) else 1))
     return figure

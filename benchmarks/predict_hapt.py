@@ -1,0 +1,78 @@
+"""`harlab predict` on real long recordings: the HAPT experiments of the UCI HAR test subjects, written as CSV files
+the way a user would have them (time, acc and gyro axes, activity, subject), predicted by a bundle trained on the
+training subjects and by its ONNX export; per-sample agreement of the timeline with the labelled segments
+(transitions and unlabelled stretches left out), per recording and overall.
+
+Usage: python benchmarks/predict_hapt.py [--data-dir ../shared/data] [--bundle DIR] [--smoothing 5] [--out DIR]
+
+Without --bundle it trains the tutorial CNN (10 epochs, one run) first. Prints one JSON line per recording and a
+summary; numbers are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from harlab.data import hapt
+from harlab.data.datasets import load_dataset
+from harlab.data.fetch import local_data_dir
+from harlab.data.recordings import export_recordings
+from harlab.deploy.bundle import save_run_bundle
+from harlab.deploy.onnx_export import export_onnx
+from harlab.deploy.predict import open_model, predict_file, timeline, timeline_agreement
+from harlab.experiments.repeats import RepeatConfig, run_repeats
+
+
+def train_bundle(data_dir: Path | None, out: Path) -> Path:
+    data = load_dataset("hapt", data_dir)
+    config = RepeatConfig(model="cnn", repeats=1)
+    bundle = out / "bundle"
+    run_repeats(data, config, out / "train.json",
+                on_model=lambda run, model, prepared: save_run_bundle(bundle, model, config, data,
+                                                                      prepared.standardizer, run))
+    return bundle
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=None)
+    parser.add_argument("--bundle", type=Path, default=None)
+    parser.add_argument("--smoothing", type=int, default=5, help="windows averaged (centered)")
+    parser.add_argument("--out", type=Path, default=Path("results/predict-hapt"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    bundle = args.bundle or train_bundle(args.data_dir, args.out)
+    loaded = open_model(bundle)
+    from harlab.deploy.bundle import load_bundle
+
+    onnx_path = export_onnx(load_bundle(bundle), args.out / "model.onnx")
+    recordings, activities = hapt.read_recordings(hapt.locate(local_data_dir(args.data_dir)))
+    test = [r for r in recordings if r.subject in hapt.UCI_HAR_TEST_SUBJECTS]
+    totals = {"bundle": [0.0, 0], "onnx": [0.0, 0]}
+    for recording in test:
+        path, = export_recordings([recording], dict(enumerate(activities, start=1)), args.out / "recordings")
+        labels = pd.read_csv(path, keep_default_na=False)["activity"].to_numpy(dtype=str)
+        row = {"recording": path.name, "samples": len(labels)}
+        for engine, model in (("bundle", loaded), ("onnx", open_model(onnx_path))):
+            start = time.perf_counter()
+            windows = predict_file(model, path, smoothing=args.smoothing)
+            agreement, compared = timeline_agreement(timeline(windows), labels, model.sampling_rate, model.classes)
+            row |= {f"{engine}_agreement": round(agreement, 4), f"{engine}_seconds": round(time.perf_counter() - start,
+                                                                                           2)}
+            totals[engine][0] += agreement * compared
+            totals[engine][1] += compared
+        print(json.dumps(row), flush=True)
+    print(json.dumps({"recordings": len(test), "compared_samples": totals["bundle"][1], **{
+        f"{engine}_overall_agreement": round(total / max(count, 1), 4) for engine, (total, count) in totals.items()},
+        "smoothing": args.smoothing, "bundle_test_accuracy": json.loads(
+            (bundle / "manifest.json").read_text())["metrics"]["accuracy"]}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,604 @@
+"""Users' own recordings — CSV or Parquet files of continuous sensor signals — as a harlab dataset.
+
+Rows are samples: a time column, signal columns, a label column and optionally subject and session
+columns; the rows of one subject and session of a file form one recording (in file order).
+`import_recordings` cuts them into a `WindowSet` and writes a dataset folder (`windows.npz` +
+`dataset.json`) that `load_dataset(FOLDER)`, `harlab train --dataset FOLDER` and spec files read.
+
+Time. `time_unit="auto"` parses datetime columns, and text whose first value is not a number, as ISO
+date-times. Numbers are read in the
+unit in which the median step means a rate between 1 Hz and 1 kHz: seconds if the median step is ≤ 1,
+else milliseconds if ≤ 10³, microseconds if ≤ 10⁶, nanoseconds above (so a 1 kHz recording in ms reads
+as 1 Hz in seconds: name the unit then). Timestamps must strictly increase within a recording.
+
+Gaps. A step longer than `max_gap_s` (default 0.5 s) splits a recording into stretches; windows never
+cross a stretch, the pipeline filters each stretch on its own, and stretches shorter than one window are
+skipped (counted in the note). Shorter gaps are bridged by linear interpolation.
+
+Rate. The source rate is 1 / the mean step (steps within 50 % of the median step, so gaps and
+dropped samples aside), to 4 significant digits; without `rate` it is the target
+(all recordings must then agree within 1 %). A stretch is resampled when its steps jitter by more than
+1 % or the rates differ: np.interp onto a uniform grid near the source rate, then
+`scipy.signal.resample_poly` by up/down, the ratio target/source with a denominator ≤ 1000 (the grid's
+rate is target·down/up, so the result is exactly at the target rate). Labels follow by nearest neighbour,
+never interpolated. Upsampling is allowed up to 10× the source rate (it adds no content above the source's
+Nyquist frequency); a higher target is an error, as is one too low for the uci-har pipeline (≤ 40 Hz).
+
+Windows. `window` samples every `step` from the start of each stretch; a window's label is its majority
+label (ties: the earlier class), and with `purity` p windows whose majority share is below p are dropped.
+Rows with an empty label are unlabelled: a window holding any is dropped. `align="label"` instead cuts
+windows inside each run of one label, from its start (UCI HAR's way: every window is pure). Classes are
+the sorted labels (numerically when all are numbers) or `classes`, in its order.
+
+Split. By subject: `test_subjects`, by default a seeded 30 % of the subjects (at least one). A single
+subject is split in time instead: the first 80 % of each stretch trains, the last 20 % tests, and no
+window straddles the cut (kept as `WindowSet.test_mask`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from scipy import interpolate, signal, stats
+
+from harlab.console import say
+from harlab.data.signals import Recording, UciHarPipeline, window_starts
+from harlab.data.windowset import Provenance, WindowSet, load_windowset, save_windowset
+from harlab.errors import DataError, HarlabError
+from harlab.files import atomic_directory, atomic_write_bytes, atomic_write_json, sha256_file
+
+NAME = "recordings"
+FORMAT = "harlab-recordings/1"
+SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+JITTER = 0.01  # largest relative deviation of a step from the grid before resampling
+MAX_UPSAMPLING = 10
+TEST_FRACTION, SPLIT_SEED = 0.3, 0
+TRAIN_SHARE = 0.8  # single subject: the first 80 % of each stretch trains
+
+
+class ImportOptions(BaseModel):
+    """How recordings become windows (see the module docstring); a YAML file with the same keys works too."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    time_column: str = "time"
+    label_column: str = "activity"
+    subject_column: str | None = None  # None: each file is one subject, numbered 1.. in sorted path order
+    session_column: str | None = None
+    channels: list[str] | None = Field(default=None, min_length=1)  # None: the first file's numeric columns
+    accelerometer: list[str] | None = None  # None: the channels whose name contains "acc"
+    classes: list[str] | None = Field(default=None, min_length=1)
+    rate: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    window: int = Field(default=128, ge=2)
+    step: int | None = Field(default=None, ge=1)  # None: window // 2
+    purity: float = Field(default=0.0, ge=0, le=1)
+    max_gap_s: float = Field(default=0.5, gt=0, allow_inf_nan=False)
+    align: Literal["stretch", "label"] = "stretch"
+    pipeline: Literal["none", "uci-har"] = "none"
+    time_unit: Literal["auto", "s", "ms", "us", "ns", "datetime"] = "auto"
+    test_subjects: list[int] | None = None
+
+    @model_validator(mode="after")
+    def _filters_need_samples(self) -> ImportOptions:
+        if self.pipeline == "uci-har" and self.window < 16:
+            raise ValueError("pipeline uci-har needs windows of at least 16 samples (its filters' edges)")
+        return self
+
+    @property
+    def hop(self) -> int:
+        """Samples between window starts."""
+        return self.step or max(1, self.window // 2)
+
+    @classmethod
+    def parse(cls, values: Mapping[str, Any], where: str | Path = "import options") -> ImportOptions:
+        """Validated options; a bad key or value is one line naming it."""
+        try:
+            return cls.model_validate(dict(values))
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            key = ".".join(map(str, error["loc"])) or "options"
+            raise DataError(where, f"option {key}: {error['msg']}",
+                            f"fix it (options: {', '.join(cls.model_fields)})") from None
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> ImportOptions:
+        """Options from a YAML mapping with the same keys."""
+        path = Path(path)
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise DataError(path, f"unreadable YAML ({' '.join(str(exc).split())})", "fix the file") from None
+        if not isinstance(values, dict):
+            raise DataError(path, "not a mapping of option: value", "write one `key: value` a line")
+        return cls.parse(values, path)
+
+
+@dataclass
+class _Recording:
+    """One subject's and session's rows of a file, parsed."""
+
+    path: Path
+    subject: str
+    rows: np.ndarray  # 0-based data rows of the file, for messages
+    seconds: np.ndarray
+    signals: np.ndarray
+    labels: pd.Series  # str, NaN where unlabelled
+
+
+def _error(path: Path, problem: str, fix: str, row: int | None = None) -> DataError:
+    """A DataError at a data row: a CSV line (after the header) or a Parquet row."""
+    if row is None:
+        return DataError(path, problem, fix)
+    if SUFFIXES[path.suffix.lower()] == "csv":
+        return DataError(path, problem, fix, line=row + 2)
+    return DataError(path, f"row {row + 1}: {problem}", fix)
+
+
+def input_files(paths: Iterable[str | Path]) -> list[Path]:
+    """The recording files to read, in sorted path order: files as given, folders by their CSV/Parquet files."""
+    files: set[Path] = set()
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = {f for f in path.iterdir() if f.suffix.lower() in SUFFIXES and f.is_file()}
+            if not found:
+                raise DataError(path, "no .csv or .parquet files in this folder", "pass the recording files")
+            files |= found
+        elif not path.is_file():
+            raise DataError(path, "file not found", "check the path")
+        elif path.suffix.lower() not in SUFFIXES:
+            raise DataError(path, f"unsupported file type {path.suffix or '(none)'!r}", "use .csv or .parquet files")
+        else:
+            files.add(path)
+    if not files:
+        raise HarlabError("no recording files given; pass CSV or Parquet files")
+    return sorted(files)
+
+
+def read_table(path: Path, options: ImportOptions) -> pd.DataFrame:
+    """A recording file as a DataFrame (label, subject and session columns as text)."""
+    text = {c: str for c in (options.label_column, options.subject_column, options.session_column) if c}
+    try:
+        frame = pd.read_csv(path, dtype=text) if SUFFIXES[path.suffix.lower()] == "csv" else pd.read_parquet(path)
+    except pd.errors.EmptyDataError:
+        raise DataError(path, "the file is empty", "export the recording with a header row and its samples") from None
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise DataError(path, f"unreadable ({' '.join(str(exc).split())})",
+                        "export it again as CSV or Parquet") from None
+    if frame.empty:
+        raise DataError(path, f"no samples (columns: {', '.join(map(str, frame.columns)) or 'none'})",
+                        "export the recording with its samples")
+    return frame.reset_index(drop=True)
+
+
+def _numeric(column: pd.Series) -> bool:
+    """A column of numbers, or text whose first value is one (its other values are checked later)."""
+    if pd.api.types.is_bool_dtype(column):
+        return False
+    return pd.api.types.is_numeric_dtype(column) or not pd.isna(pd.to_numeric(column.iloc[:1], errors="coerce").iloc[0])
+
+
+def _channels(frame: pd.DataFrame, path: Path, options: ImportOptions) -> list[str]:
+    """The signal columns: the option's, or every numeric column (first value a number) that is not
+    time/label/subject/session."""
+    named = [c for c in (options.time_column, options.label_column, options.subject_column,
+                         options.session_column) if c]
+    wanted = named + list(options.channels or [])
+    if missing := [c for c in wanted if c not in frame.columns]:
+        raise DataError(path, f"column {missing[0]!r} not found (columns: {', '.join(map(str, frame.columns))})",
+                        "rename the column or pass its name (--time-column, --label-column, --channels, ...)")
+    if options.channels:
+        return list(options.channels)
+    channels = [str(c) for c in frame.columns if c not in named and _numeric(frame[c])]
+    if not channels:
+        raise DataError(path, f"no numeric signal columns besides {', '.join(named)}",
+                        "name the signal columns with --channels")
+    return channels
+
+
+def _signals(frame: pd.DataFrame, path: Path, channels: list[str]) -> np.ndarray:
+    """Signal columns as float64 [rows, channels]; non-numbers and NaNs are errors."""
+    columns = []
+    for name in channels:
+        raw = frame[name]
+        values = pd.to_numeric(raw, errors="coerce") if not pd.api.types.is_numeric_dtype(raw) else raw
+        not_number = values.isna() & raw.notna()
+        if not_number.any():
+            row = int(np.flatnonzero(not_number)[0])
+            raise _error(path, f"column {name!r}: {raw.iloc[row]!r} is not a number",
+                         "fix or remove that row (signal columns hold numbers only)", row)
+        values = values.to_numpy(np.float64)
+        if (bad := ~np.isfinite(values)).any():
+            row = int(np.flatnonzero(bad)[0])
+            raise _error(path, f"column {name!r}: {int(bad.sum())} empty, NaN or infinite value(s), the first here",
+                         "fill or drop those rows before importing", row)
+        columns.append(values)
+    return np.column_stack(columns)
+
+
+def _seconds(column: pd.Series, rows: np.ndarray, path: Path, unit: str) -> np.ndarray:
+    """Timestamps as float seconds since the recording's first, strictly increasing."""
+    name = column.name
+    if column.isna().any():
+        row = int(rows[np.flatnonzero(column.isna())[0]])
+        raise _error(path, f"column {name!r}: missing timestamp", "fill or drop that row", row)
+    numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+    if unit == "datetime" or (unit == "auto" and not _numeric(column)):
+        if numeric:
+            raise _error(path, f"column {name!r}: time_unit datetime needs date-time text, found numbers",
+                         "set time_unit to s, ms, us or ns (or auto)")
+        parsed = pd.to_datetime(column, errors="coerce", utc=True, format="ISO8601")
+        if parsed.isna().any():
+            row = int(np.flatnonzero(parsed.isna())[0])
+            raise _error(path, f"column {name!r}: {column.iloc[row]!r} is not a number or ISO date-time",
+                         "write seconds or ISO 8601 date-times (2024-05-01T12:00:00.020)", int(rows[row]))
+        seconds = (parsed - parsed.iloc[0]).to_numpy().astype("timedelta64[ns]").astype(np.int64) / 1e9
+    else:
+        if not numeric:
+            row = int(np.flatnonzero(pd.to_numeric(column, errors="coerce").isna())[0])
+            raise _error(path, f"column {name!r}: {column.iloc[row]!r} is not a number",
+                         "fix or remove that row (this time column holds numbers)", int(rows[row]))
+        values = column.to_numpy()
+        relative = (values - values[0]).astype(np.float64)  # exact for integer epochs
+        if unit == "auto":
+            step = float(np.median(np.diff(relative))) if len(relative) > 1 else 0.0
+            unit = next((u for u, limit in (("s", 1), ("ms", 1e3), ("us", 1e6)) if step <= limit), "ns")
+        seconds = relative * UNITS[unit]
+    steps = np.diff(seconds)
+    if (bad := steps <= 0).any():
+        i = int(np.flatnonzero(bad)[0]) + 1
+        what = "repeats the previous timestamp" if steps[i - 1] == 0 else "goes back in time"
+        raise _error(path, f"column {name!r}: {column.iloc[i]!r} {what}",
+                     "sort the rows by time and drop duplicate samples", int(rows[i]))
+    return seconds
+
+
+def _check_labels(labels: pd.Series, rows: np.ndarray, path: Path, column: str, classes: list[str] | None) -> None:
+    if classes is None:
+        return
+    unknown = labels.notna() & ~labels.isin(classes)
+    if unknown.any():
+        row = int(np.flatnonzero(unknown)[0])
+        names = sorted(set(labels[unknown]))
+        raise _error(path, f"column {column!r}: label(s) {', '.join(map(repr, names[:5]))} not among the classes "
+                     f"{', '.join(classes)}", "add them to classes or correct the labels", int(rows[row]))
+
+
+def _read_files(files: list[Path], options: ImportOptions) -> tuple[list[_Recording], list[str], dict[str, str]]:
+    """Every recording of every file, the signal channels, and each file's sha256."""
+    recordings: list[_Recording] = []
+    channels: list[str] = []
+    digests = {}
+    for number, path in enumerate(files, start=1):
+        digests[str(path)] = sha256_file(path)
+        frame = read_table(path, options)
+        channels = channels or _channels(frame, path, options)
+        _channels(frame, path, options.model_copy(update={"channels": channels}))  # every file has them
+        signals = _signals(frame, path, channels)
+        labels = frame[options.label_column].astype("string").str.strip().replace("", pd.NA)
+        keys = [c for c in (options.subject_column, options.session_column) if c]
+        for column in keys:
+            if frame[column].isna().any():
+                row = int(np.flatnonzero(frame[column].isna())[0])
+                raise _error(path, f"column {column!r}: empty value", "fill it in on every row", row)
+        groups = frame.groupby(keys, sort=False).indices if keys else {(): np.arange(len(frame))}
+        for key, rows in groups.items():
+            key = key if isinstance(key, tuple) else (key,)
+            subject = str(key[0]) if options.subject_column else str(number)
+            _check_labels(labels.iloc[rows], rows, path, options.label_column, options.classes)
+            seconds = _seconds(frame[options.time_column].iloc[rows], rows, path, options.time_unit)
+            recordings.append(_Recording(path, subject, rows, seconds, signals[rows],
+                                         labels.iloc[rows].reset_index(drop=True)))
+    return recordings, channels, digests
+
+
+def _source_rate(rec: _Recording, options: ImportOptions) -> float:
+    steps = np.diff(rec.seconds)
+    if not len(steps):
+        raise DataError(rec.path, f"column {options.time_column!r}: subject {rec.subject} has a single sample",
+                        f"a recording needs at least one window ({options.window} samples)")
+    median = float(np.median(steps))
+    if median >= options.max_gap_s:
+        raise DataError(rec.path, f"column {options.time_column!r}: median step {median:g} s is not shorter than "
+                        f"max_gap_s {options.max_gap_s:g}", "raise max_gap_s or check the time unit")
+    regular = steps[np.abs(steps / median - 1) <= 0.5]  # gaps and dropped samples aside
+    return float(f"{1 / float(np.mean(regular)):.4g}")
+
+
+def _target_rate(recordings: list[_Recording], sources: list[float], options: ImportOptions) -> float:
+    """The rate every window will have, checked against each recording's source rate and the pipeline."""
+    target = options.rate if options.rate is not None else sources[0]
+    column = options.time_column
+    for rec, source in zip(recordings, sources, strict=True):
+        if options.rate is None and abs(source / target - 1) > JITTER:
+            raise DataError(rec.path, f"column {column!r}: {source:g} Hz, but {recordings[0].path.name} has "
+                            f"{target:g} Hz", "pass one target rate (--rate) to resample them all")
+        if target > MAX_UPSAMPLING * source:
+            raise DataError(rec.path, f"column {column!r}: target rate {target:g} Hz is over {MAX_UPSAMPLING}× the "
+                            f"recording's {source:g} Hz", "choose a lower rate")
+        duration = rec.seconds[-1] - rec.seconds[0]
+        if int(duration * target + 1e-6) + 1 < options.window:
+            raise DataError(rec.path, f"column {column!r}: subject {rec.subject}'s recording spans {duration:.3g} s, "
+                            f"shorter than one window ({options.window} samples at {target:g} Hz)",
+                            "record longer or lower --window")
+    if options.pipeline == "uci-har" and target <= 40:
+        raise DataError(recordings[0].path, f"column {column!r}: rate {target:g} Hz is too low for pipeline "
+                        "uci-har (its 20 Hz low-pass needs more than 40 Hz)", "pass --rate 50 or --pipeline none")
+    return target
+
+
+def _resample(t: np.ndarray, x: np.ndarray, codes: np.ndarray, source: float, target: float
+              ) -> tuple[np.ndarray, np.ndarray, bool]:
+    """One stretch at exactly `target` Hz (see the module docstring), its label codes, and whether it changed."""
+    ratio = Fraction(target / source).limit_denominator(1000)
+    up, down = ratio.numerator, ratio.denominator
+    grid_rate = target * down / up
+    uniform = bool(np.max(np.abs(np.diff(t) * grid_rate - 1)) <= JITTER)
+    if uniform and up == down:
+        return x, codes, False
+    if not uniform:
+        grid = t[0] + np.arange(int((t[-1] - t[0]) * grid_rate + 1e-6) + 1) / grid_rate
+        x = np.column_stack([np.interp(grid, t, column) for column in x.T])
+    if up != down:
+        x = signal.resample_poly(x, up, down, axis=0, padtype="line")
+    new_t = t[0] + np.arange(len(x)) / target
+    nearest = interpolate.interp1d(t, codes, kind="nearest", bounds_error=False, fill_value=(codes[0], codes[-1]),
+                                   assume_sorted=True)
+    return x, nearest(new_t).astype(np.int64), True
+
+
+def _ranges(codes: np.ndarray, time_split: bool, align: str) -> list[tuple[int, int, bool]]:
+    """(start, stop, is_test) sample ranges of one stretch inside which windows are cut."""
+    n = len(codes)
+    cut = round(TRAIN_SHARE * n) if time_split else n
+    parts = [(0, cut, False), (cut, n, True)] if time_split else [(0, n, False)]
+    if align == "stretch":
+        return parts
+    ranges = []
+    for a, b, is_test in parts:
+        edges = a + np.flatnonzero(np.diff(codes[a:b])) + 1
+        for start, stop in zip([a, *edges], [*edges, b], strict=True):
+            if codes[start] >= 0:
+                ranges.append((int(start), int(stop), is_test))
+    return ranges
+
+
+@dataclass
+class _Counts:
+    """What was left out, for the note."""
+
+    short_stretches: int = 0
+    gaps: int = 0
+    resampled: int = 0
+    unlabelled: int = 0
+    impure: int = 0
+
+    def note(self, options: ImportOptions) -> str:
+        parts = [f"{self.gaps} gap(s) over {options.max_gap_s:g} s split recordings" if self.gaps else "",
+                 f"{self.short_stretches} stretch(es) shorter than a window skipped" if self.short_stretches else "",
+                 f"{self.resampled} stretch(es) resampled" if self.resampled else "",
+                 f"{self.unlabelled} window(s) with unlabelled samples dropped" if self.unlabelled else "",
+                 f"{self.impure} window(s) below purity {options.purity:g} dropped" if self.impure else ""]
+        return "; ".join(p for p in parts if p)
+
+
+def _subject_ids(recordings: list[_Recording]) -> dict[str, int]:
+    """Subject ids: the subject column's integers, else its values numbered 1.. in sorted order."""
+    names = sorted({rec.subject for rec in recordings})
+    if all(name.lstrip("-").isdigit() for name in names):
+        return {name: int(name) for name in names}
+    return {name: i for i, name in enumerate(sorted(names), start=1)}
+
+
+def _test_subjects(subjects: list[int], options: ImportOptions) -> tuple[int, ...]:
+    if options.test_subjects is not None:
+        if len(subjects) < 2:
+            raise HarlabError("option test_subjects: a single subject cannot be split by subject; leave it out "
+                              "(the recording is then split in time)")
+        if unknown := sorted(set(options.test_subjects) - set(subjects)):
+            raise HarlabError(f"option test_subjects: {unknown} not among the subjects {subjects}; fix the list")
+        if set(options.test_subjects) >= set(subjects):
+            raise HarlabError("option test_subjects: names every subject, none is left to train on; fix the list")
+        return tuple(sorted(options.test_subjects))
+    count = min(max(1, round(TEST_FRACTION * len(subjects))), len(subjects) - 1)
+    return tuple(sorted(int(s) for s in np.random.default_rng(SPLIT_SEED).choice(subjects, count, replace=False)))
+
+
+def build_windowset(paths: Iterable[str | Path], options: ImportOptions) -> tuple[WindowSet, dict[str, Any]]:
+    """Windows of the recordings in `paths` and the manifest describing them (nothing is written)."""
+    files = input_files(paths)
+    recordings, channels, digests = _read_files(files, options)
+    if missing := sorted(set(options.accelerometer or []) - set(channels)):
+        raise HarlabError(f"option accelerometer: {missing} are not signal channels ({', '.join(channels)}); fix it")
+    accelerometer = options.accelerometer if options.accelerometer is not None else [
+        c for c in channels if "acc" in c.lower()]
+    found = {str(x) for rec in recordings for x in rec.labels.dropna().unique()}
+    classes = list(options.classes) if options.classes else sorted(
+        found, key=lambda s: (0, float(s), s) if _is_number(s) else (1, 0.0, s))
+    if not classes:
+        raise DataError(files[0], f"column {options.label_column!r}: no labels at all", "label the activities")
+    ids = _subject_ids(recordings)
+    subjects = sorted(set(ids.values()))
+    time_split = len(subjects) == 1
+    test_subjects = () if time_split else _test_subjects(subjects, options)
+    if options.subject_column is None:
+        ids_by_file = {rec.path.name: ids[rec.subject] for rec in recordings}
+        say("no subject column: each file is one subject, numbered in sorted path order: "
+            + ", ".join(f"{i} = {name}" for name, i in ids_by_file.items()))
+    if time_split:
+        say(f"a single subject cannot be split by subject: each stretch is split in time, the first "
+            f"{TRAIN_SHARE:.0%} for training and the last {1 - TRAIN_SHARE:.0%} for test")
+    sources = [_source_rate(rec, options) for rec in recordings]
+    rate = _target_rate(recordings, sources, options)
+    pipeline = UciHarPipeline(window=options.window, step=options.hop)
+    acc_index = tuple(channels.index(c) for c in accelerometer)
+    counts = _Counts()
+    names: tuple[str, ...] = tuple(channels)
+    Xs, ys, subject_ids, tests = [], [], [], []
+    for rec, source in zip(recordings, sources, strict=True):
+        codes = pd.Categorical(rec.labels, categories=classes).codes.astype(np.int64)
+        breaks = np.flatnonzero(np.diff(rec.seconds) > options.max_gap_s) + 1
+        counts.gaps += len(breaks)
+        for a, b in zip([0, *breaks], [*breaks, len(codes)], strict=True):
+            t = rec.seconds[a:b]
+            if int((t[-1] - t[0]) * rate + 1e-6) + 1 < options.window:
+                counts.short_stretches += 1
+                continue
+            x, stretch_codes, changed = _resample(t, rec.signals[a:b], codes[a:b], source, rate)
+            counts.resampled += changed
+            if options.pipeline == "uci-har":
+                x, names = pipeline.filter(Recording(x, tuple(channels), rate, [], 0, accelerometer=acc_index))
+            for start, stop, is_test in _ranges(stretch_codes, time_split, options.align):
+                starts = start + window_starts(stop - start, options.window, options.hop)
+                if not len(starts):
+                    continue
+                index = starts[:, None] + np.arange(options.window)[None, :]
+                window_codes = stretch_codes[index]
+                unlabelled = (window_codes < 0).any(axis=1)
+                majority = stats.mode(window_codes, axis=1, keepdims=False)
+                impure = ~unlabelled & (majority.count < options.purity * options.window)
+                keep = ~unlabelled & ~impure
+                counts.unlabelled += int(unlabelled.sum())
+                counts.impure += int(impure.sum())
+                Xs.append(x[index[keep]].astype(np.float32))
+                ys.append(np.asarray(majority.mode, np.int64)[keep])
+                subject_ids.append(np.full(int(keep.sum()), ids[rec.subject], np.int64))
+                tests.append(np.full(int(keep.sum()), is_test))
+    y = np.concatenate(ys) if ys else np.empty(0, np.int64)
+    note = counts.note(options)
+    if not len(y):
+        raise HarlabError(f"no windows could be cut from {len(files)} file(s) ({note or 'no labelled stretch'}); "
+                          "check the labels, lower --window or --purity")
+    test_mask = np.concatenate(tests) if time_split else None
+    if time_split and (test_mask.all() or not test_mask.any()):
+        raise HarlabError(f"the time split left {int((~test_mask).sum())} training and {int(test_mask.sum())} test "
+                          "windows; record longer or lower --window")
+    digest = hashlib.sha256("".join(digests.values()).encode()).hexdigest()
+    options_dump = options.model_dump(mode="json")
+    provenance = Provenance(NAME, ", ".join(digests), digest, options_dump, note)
+    ws = WindowSet(np.concatenate(Xs), y, np.concatenate(subject_ids), names, tuple(classes), rate, options.hop,
+                   test_subjects, provenance, test_mask=test_mask)
+    train, test = ws.split()
+    manifest = {
+        "format": FORMAT, "sha256": digest, "options": options_dump,
+        "sources": [{"path": p, "sha256": s} for p, s in digests.items()],
+        "windows": len(ws), "window": options.window, "step": options.hop, "sampling_rate": rate,
+        "channels": list(names), "classes": ws.class_counts(),
+        "split": "time" if time_split else "subject",
+        "subjects": {"train": sorted(set(train.subject.tolist())), "test": sorted(set(test.subject.tolist())),
+                     "names": ids if options.subject_column else ids_by_file},
+        "windows_per_split": {"train": len(train), "test": len(test)}, "skipped": note}
+    return ws, manifest
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _windows_key(digest: str) -> dict[str, str]:
+    return {"dataset": NAME, "sha256": digest}
+
+
+def import_recordings(paths: Iterable[str | Path], options: ImportOptions, out_dir: str | Path) -> WindowSet:
+    """Cut the recordings into windows and write the dataset folder `out_dir` (windows.npz + dataset.json)
+    atomically; an existing folder is replaced only if it is a harlab dataset itself."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "dataset.json").is_file():
+        raise DataError(out_dir, "exists and is not a harlab dataset", "choose a new folder for --out")
+    ws, manifest = build_windowset(paths, options)
+    with atomic_directory(out_dir) as tmp:
+        save_windowset(ws, tmp / "windows.npz", _windows_key(manifest["sha256"]))
+        atomic_write_json(tmp / "dataset.json", manifest)
+    return ws
+
+
+def load_recordings_dataset(folder: str | Path) -> WindowSet:
+    """The WindowSet of a dataset folder written by `import_recordings`."""
+    folder = Path(folder)
+    manifest_path = folder / "dataset.json"
+    if not manifest_path.is_file():
+        raise DataError(folder, "not a harlab dataset (no dataset.json)",
+                        "make one with `harlab data import FILES --out FOLDER`")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(manifest_path, f"unreadable ({exc})", "import the recordings again") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise DataError(manifest_path, f"not a harlab recordings manifest (format {FORMAT} expected)",
+                        "import the recordings again with `harlab data import`")
+    ws = load_windowset(folder / "windows.npz", _windows_key(str(manifest.get("sha256"))))
+    if ws is None:
+        raise DataError(folder / "windows.npz", "missing or not the windows dataset.json describes",
+                        "import the recordings again")
+    return ws
+
+
+def recording_frame(recording: Recording, names: Mapping[int, str]) -> pd.DataFrame:
+    """A recording as a user would have it in a file: time in seconds, the channels, `activity`
+    (names[segment label]; empty where unlabelled or not in `names`) and `subject`."""
+    activity = np.full(len(recording.signals), "", dtype=object)
+    for segment in recording.segments:
+        activity[segment.start:segment.stop] = names.get(segment.label, "")
+    frame = pd.DataFrame(recording.signals, columns=list(recording.channels))
+    frame.insert(0, "time", np.arange(len(frame)) / recording.sampling_rate)
+    frame["activity"] = activity
+    frame["subject"] = recording.subject
+    return frame
+
+
+def export_recordings(recordings: Iterable[Recording], names: Mapping[int, str], folder: str | Path) -> list[Path]:
+    """Write recordings as CSV files in the import format (see `recording_frame`), one per recording
+    (`exp{session}_user{subject}.csv`)."""
+    folder = Path(folder)
+    written = []
+    for rec in recordings:
+        path = folder / f"exp{rec.session:02d}_user{rec.subject:02d}.csv"
+        atomic_write_bytes(path, recording_frame(rec, names).to_csv(index=False).encode())
+        written.append(path)
+    return written
+
+
+def read_signals(path: Path, channels: list[str], rate: float, time_column: str = "time",
+                 time_unit: str = "auto", source_rate: float | None = None) -> np.ndarray:
+    """One unlabeled recording file's `channels` [samples, channels] resampled to `rate` Hz, for prediction.
+
+    Time comes from `time_column` (read as in an import), or, without that column, from `source_rate`. The
+    checks are an import's: missing columns, non-numbers and NaNs, unsorted or repeated timestamps, a target
+    rate over 10× the source; gaps are bridged by interpolation (a timeline shows them as they are predicted).
+    """
+    options = ImportOptions.parse({"time_column": time_column, "time_unit": time_unit, "channels": channels,
+                                   "rate": rate}, path)
+    frame = read_table(path, options)
+    if missing := [c for c in channels if c not in frame.columns]:
+        raise DataError(path, f"column {missing[0]!r} not found (columns: {', '.join(map(str, frame.columns))})",
+                        "rename the recording's columns to the model's")
+    signals = _signals(frame, path, channels)
+    rows = np.arange(len(frame))
+    if time_column in frame.columns:
+        seconds = _seconds(frame[time_column], rows, path, time_unit)
+    elif source_rate is not None:
+        seconds = rows / source_rate
+    else:
+        raise DataError(path, f"no {time_column!r} column", "name the time column (--time-column) or give the "
+                        "recording's rate (--rate)")
+    recording = _Recording(path, "1", rows, seconds, signals, pd.Series([pd.NA] * len(rows), dtype="string"))
+    source = _source_rate(recording, options.model_copy(update={"max_gap_s": float("inf")}))
+    if rate > MAX_UPSAMPLING * source:
+        raise DataError(path, f"column {time_column!r}: the model's {rate:g} Hz is over {MAX_UPSAMPLING}× the "
+                        f"recording's {source:g} Hz", "record at a higher rate")
+    resampled, _, _ = _resample(seconds, signals, np.zeros(len(rows), dtype=np.int64), source, rate)
+    return resampled
