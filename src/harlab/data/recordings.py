@@ -484,7 +484,8 @@ def build_windowset(paths: Iterable[str | Path], options: ImportOptions) -> tupl
         raise HarlabError(f"the time split left {int((~test_mask).sum())} training and {int(test_mask.sum())} test "
                           "windows; record longer or lower --window")
     digest = hashlib.sha256("".join(digests.values()).encode()).hexdigest()
-    options_dump = options.model_dump(mode="json")
+    resolved = options.model_copy(update={"channels": list(channels), "accelerometer": list(accelerometer)})
+    options_dump = resolved.model_dump(mode="json")  # the columns actually read, so a model can read them again
     provenance = Provenance(NAME, ", ".join(digests), digest, options_dump, note)
     ws = WindowSet(np.concatenate(Xs), y, np.concatenate(subject_ids), names, tuple(classes), rate, options.hop,
                    test_subjects, provenance, test_mask=test_mask)
