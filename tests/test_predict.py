@@ -161,3 +161,14 @@ def test_harlab_predict_reads_a_recording_file_at_another_rate(hapt_bundle: Path
                                       tuple(activities[:6]))
     assert agreement > 0.75
     assert (tmp_path / "tl.png").read_bytes()[:4] == b"\x89PNG" and len(pd.read_csv(tmp_path / "w.csv")) > 100
+
+
+def test_a_recording_too_slow_to_resample_is_one_line(hapt_bundle: Path, tmp_path: Path) -> None:
+    from harlab.data import hapt
+    from harlab.deploy.predict import read_model_input
+
+    slow = pd.DataFrame({"time": np.arange(400) / 2.0, **{c: np.zeros(400) for c in hapt.CHANNELS}})  # 2 Hz
+    slow.to_csv(tmp_path / "slow.csv", index=False)
+    with pytest.raises(HarlabError, match="over 10× the recording's 2 Hz") as error:
+        read_model_input(open_model(hapt_bundle), tmp_path / "slow.csv")
+    assert "slow.csv" in str(error.value) and "\n" not in str(error.value)

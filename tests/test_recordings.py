@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -374,3 +375,11 @@ def test_import_train_save_predict_on_a_users_own_recordings(tmp_path: Path) -> 
     assert result.exit_code == 0, result.output
     segments = pd.read_csv(tmp_path / "t.csv")
     assert len(segments) >= 1 and set(segments["activity"]) <= {"walking", "sitting", "standing", "laying"}
+    spec = tmp_path / "mine.yaml"  # and as an experiment, with its report
+    spec.write_text(f"name: mine\nmodel: cnn\ndataset: {tmp_path / 'ds'}\nrepeats: 2\nepochs: 1\n"
+                    "split: loso\nhyperparameters: {filters: 8}\n")
+    result = runner.invoke(app, ["experiment", "run", str(spec), "--out", str(tmp_path / "exp")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "exp" / "report.html").stat().st_size > 10_000
+    folds = {json.loads(line)["fold"] for line in (tmp_path / "exp" / "runs.jsonl").read_text().splitlines()}
+    assert folds == {"subject-1", "subject-2", "subject-3"}
