@@ -239,8 +239,8 @@ def run_repeats(data: WindowSet, config: RepeatConfig, out: Path,
                 on_model: Callable[[RunResult, torch.nn.Module, PreparedData], None] | None = None) -> dict[str, Any]:
     """Train and score `config.repeats` seeded runs on every fold of `config.split` (by default the data's own
     train/test split); write `out` after each run. `on_model` sees each newly trained model (see RunTrainer.run)."""
-    trainers = [RunTrainer(data, fold) for fold in folds(data, config.split)]
-    trainers[0].check(config)
+    fold_list = folds(data, config.split)
+    RunTrainer(data, fold_list[0]).check(config)
     train_config = config.train_config()
     dataset = split_record(data, config.split)
     record: dict[str, Any] = {
@@ -248,13 +248,13 @@ def run_repeats(data: WindowSet, config: RepeatConfig, out: Path,
         "environment": describe_environment(), "started": now_iso(), "runs": []}
     runs = load_previous(out, config, dataset)
     done = {(run.fold, run.repeat) for run in runs}
-    order = {trainer.fold.name: i for i, trainer in enumerate(trainers)}
+    order = {fold.name: i for i, fold in enumerate(fold_list)}
 
     def save() -> None:
         runs.sort(key=lambda r: (order.get(r.fold, len(order)), r.repeat))
         record.update(runs=[asdict(r) for r in runs], summary=summarize([r.accuracy for r in runs]),
                       updated=now_iso())
-        if len(trainers) > 1:
+        if len(fold_list) > 1:
             record["folds"] = {name: summarize([r.accuracy for r in runs if r.fold == name]) for name in order
                                if any(r.fold == name for r in runs)}
         atomic_write_json(out, record)
@@ -263,12 +263,15 @@ def run_repeats(data: WindowSet, config: RepeatConfig, out: Path,
         on_run(run)
         for _ in range(train_config.epochs):
             on_epoch()
-    for trainer in trainers:
-        for repeat in range(1, config.repeats + 1):
-            if (trainer.fold.name, repeat) not in done:
-                run = trainer.run(config, repeat, on_epoch, on_model)
-                runs.append(run)
-                save()
-                on_run(run)
+    for fold in fold_list:
+        missing = [repeat for repeat in range(1, config.repeats + 1) if (fold.name, repeat) not in done]
+        if not missing:
+            continue
+        trainer = RunTrainer(data, fold)  # one fold's tensors in memory at a time
+        for repeat in missing:
+            run = trainer.run(config, repeat, on_epoch, on_model)
+            runs.append(run)
+            save()
+            on_run(run)
     save()
     return record
