@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import typing
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, get_args
@@ -355,8 +355,10 @@ def train(
             "written (use a new --out to train it again)")
 
 
-def _run_experiment(spec: Any, data: Any, out: Path, shared: Sequence[Any] = ()) -> None:
-    """Run `spec` with a progress bar over all its epochs and a tutorial-style line per finished run."""
+def _run_experiment(spec: Any, data: Any, out: Path, shared: Sequence[Any] = (), backend: Any = None,
+                    on_run: Callable[[Any, Any], None] = lambda configuration, run: None) -> None:
+    """Run `spec` (on `backend`, default in this process) with a progress bar over all its epochs and a
+    tutorial-style line per finished run (also handed to `on_run`)."""
     from harlab.experiments.runner import Progress as Plan
     from harlab.experiments.runner import run_experiment
 
@@ -371,15 +373,15 @@ def _run_experiment(spec: Any, data: Any, out: Path, shared: Sequence[Any] = ())
         try:
             run_experiment(spec, data, out, shared, on_start=start,
                            on_epoch=lambda: progress.advance(task),
-                           on_run=lambda c, run: print(f">{c.label} #{run.repeat}: {run.accuracy * 100:.3f}",
-                                                       flush=True))
+                           on_run=lambda c, run: (print(f">{c.label} #{run.repeat}: {run.accuracy * 100:.3f}",
+                                                        flush=True), on_run(c, run)), backend=backend)
         except KeyboardInterrupt:
             progress.stop()
             say(f"interrupted: finished runs are kept in {out}; run the same command again to finish")
             raise typer.Exit(130) from None
 
 
-def _report_experiment(out: Path) -> None:
+def _report_experiment(out: Path) -> Path:
     from harlab.experiments.store import ResultsStore
     from harlab.reports.analysis import analyze, comparison_lines, summary_lines
     from harlab.reports.html import experiment_report
@@ -389,7 +391,9 @@ def _report_experiment(out: Path) -> None:
         print(line)
     for line in comparison_lines(result):
         print("  " + line)
-    say(f"{result.finished} of {result.planned} runs; report: {experiment_report(result, out)}")
+    report = experiment_report(result, out)
+    say(f"{result.finished} of {result.planned} runs; report: {report}")
+    return report
 
 
 @experiment_app.command("run")
@@ -400,17 +404,38 @@ def experiment_run(
     repeats: Annotated[int | None, typer.Option(min=1, help="Override the spec's repeats.")] = None,
     data_dir: DataDir = None,
     threads: Threads = None,
+    backend: Annotated[str, typer.Option(help="Where runs train: local (this process) or ray (Ray tasks, "
+                                         "one CPU each; pip install 'harlab[distributed]').")] = "local",
+    address: Annotated[str | None, typer.Option(help="--backend ray: the Ray cluster's address (auto, HOST:6379, "
+                                                "ray://HOST:10001; default: start Ray on this machine).")] = None,
+    track: Annotated[bool, typer.Option(help="Log every run to MLflow (default store: OUT/mlflow.db; "
+                                        "pip install 'harlab[track]').")] = False,
+    tracking_uri: Annotated[str | None, typer.Option(help="With --track: an MLflow server or store URI (default: "
+                                                     "$MLFLOW_TRACKING_URI, else the embedded store).")] = None,
 ) -> None:
     """Train every configuration × repeat of a spec, resumably, then summarize and write the HTML report."""
     from harlab.data.datasets import load_tutorial_dataset
+    from harlab.experiments.backends import make_backend
     from harlab.experiments.spec import load_spec
 
     _set_threads(threads)
+    runner = make_backend(backend, address)
     experiment = load_spec(spec, {"repeats": repeats} if repeats else None)
     data = load_tutorial_dataset(experiment.dataset, data_dir, **experiment.dataset_options)
     out = out or Path("results") / experiment.name
-    _run_experiment(experiment, data, out)
-    _report_experiment(out)
+    if tracking_uri and not track:
+        raise HarlabError("--tracking-uri needs --track")
+    if not track:
+        _run_experiment(experiment, data, out, backend=runner)
+        _report_experiment(out)
+        return
+    from harlab.experiments.store import ResultsStore
+    from harlab.tracking import ExperimentTracker
+
+    with ExperimentTracker.open(experiment, out, tracking_uri) as tracker:
+        _run_experiment(experiment, data, out, backend=runner, on_run=tracker.log_run)
+        tracker.finish(ResultsStore(out), _report_experiment(out))
+    say(f"tracked in MLflow: {tracker.uri}")
 
 
 @experiment_app.command("save")
@@ -538,6 +563,56 @@ def predict_command(
         save_figure(timeline_figure(samples, loaded.sampling_rate, segments, loaded.classes,
                                     f"{recording.name}: {loaded.source}"), plot)
     say(f"{len(windows)} windows, {len(segments)} segments" + (f"; timeline in {out}" if out else ""))
+
+
+@app.command("tune")
+def tune_command(
+    spec: Annotated[Path, typer.Argument(help="Spec file (.toml, .yaml) with a search table: NAME = {low, high, "
+                                         "log?, step?} or {choices = LIST}.")],
+    trials: Annotated[int, typer.Option(min=1, help="Trials to finish (completed or pruned), those of an earlier "
+                                        "invocation included.")] = 20,
+    timeout: Annotated[float | None, typer.Option(min=1, help="Start no new trial after this many seconds.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Search folder (default results/<spec name>-tune); rerun to "
+                                             "resume.", file_okay=False)] = None,
+    repeats: Annotated[int | None, typer.Option(min=1, help="Runs of the best configuration (default: the spec's "
+                                                "repeats).")] = None,
+    data_dir: DataDir = None,
+    threads: Threads = None,
+) -> None:
+    """Search a spec's hyperparameters with Optuna on validation subjects, then train the best configuration
+    again and measure its test accuracy once."""
+    from harlab.data.datasets import load_tutorial_dataset
+    from harlab.experiments.spec import load_spec
+    from harlab.experiments.tune import SEARCH_DB, TrialRecord, import_optuna, tune
+
+    import_optuna()
+    _set_threads(threads)
+    experiment = load_spec(spec)
+    data = load_tutorial_dataset(experiment.dataset, data_dir, **experiment.dataset_options)
+    out = out or Path("results") / f"{experiment.name}-tune"
+    with Progress(*PROGRESS_COLUMNS, console=console, transient=True) as progress:
+        task = progress.add_task(f"{experiment.name} (trials)", total=trials)
+
+        def start(finished: int, planned: int) -> None:
+            if finished:
+                say(f"resuming: {finished} of {planned} trials already finished in {out / SEARCH_DB}")
+            progress.update(task, completed=min(finished, planned))
+
+        def trial(record: TrialRecord) -> None:
+            print(f">{record.line()}", flush=True)
+            if record.state in ("complete", "pruned"):
+                progress.advance(task)
+
+        try:
+            result = tune(experiment, data, out, trials, timeout, on_trial=trial, on_start=start,
+                          on_run=lambda run: print(f">best #{run.repeat}: {run.accuracy * 100:.3f}", flush=True),
+                          repeats=repeats)
+        except KeyboardInterrupt:
+            progress.stop()
+            say(f"interrupted: finished trials and runs are kept in {out}; run the same command again to finish")
+            raise typer.Exit(130) from None
+    print(result.summary)
+    say(f"best spec: {result.best_spec}; report: {result.report}")
 
 
 @app.command("reproduce")

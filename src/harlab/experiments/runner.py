@@ -8,6 +8,7 @@ from pathlib import Path
 
 from harlab.data.windowset import WindowSet
 from harlab.environment import describe_environment, now_iso
+from harlab.experiments.backends import Backend, LocalBackend
 from harlab.experiments.repeats import RunResult, RunTrainer, split_record
 from harlab.experiments.spec import Configuration, ExperimentSpec
 from harlab.experiments.splits import OWN_SPLIT, Fold, folds
@@ -30,12 +31,13 @@ class Progress:
 def run_experiment(spec: ExperimentSpec, data: WindowSet, out: Path, shared: Sequence[ResultsStore] = (),
                    on_run: Callable[[Configuration, RunResult], None] = lambda c, r: None,
                    on_start: Callable[[Progress], None] = lambda progress: None,
-                   on_epoch: Callable[[], None] = lambda: None) -> ResultsStore:
+                   on_epoch: Callable[[], None] = lambda: None, backend: Backend | None = None) -> ResultsStore:
     """Train every missing run of `spec` on `data` into the store at `out`; return the store.
 
     A run that one of the `shared` stores (other experiments on the same data) already holds — same
     configuration, same seed, hence the same result — is copied from it instead of trained again, marked
-    with the experiment it came from.
+    with the experiment it came from. The runs left to train go to `backend` (default: `LocalBackend`, in this
+    process, in plan order), after the copied ones; each row is appended here as its run finishes.
 
     `on_start` is called once before training with what is planned and already done, `on_epoch` after every
     epoch and `on_run` after every finished run, so a caller can show progress over the whole experiment.
@@ -70,19 +72,23 @@ def run_experiment(spec: ExperimentSpec, data: WindowSet, out: Path, shared: Seq
     done = [(c, f, r) for c, f, r in plan if (c.config.key(), f.name, r) in finished]
     on_start(Progress(len(plan), len(done), sum(epochs[c.label] for c, _, _ in plan),
                       sum(epochs[c.label] for c, _, _ in done)))
+    missing = []
     for configuration, fold, repeat in plan:
         key = configuration.config.key()
         if (key, fold.name, repeat) in finished:
             continue
-        if (key, fold.name, repeat) in elsewhere:
-            row = {**elsewhere[key, fold.name, repeat], "label": configuration.label, "swept": configuration.swept}
-            run = RunResult(**{k: row[k] for k in RunResult.__dataclass_fields__ if k in row})
-            for _ in range(epochs[configuration.label]):
-                on_epoch()
-        else:
-            run = trainer(fold).run(configuration.config, repeat, on_epoch)
-            row = {"key": key, "label": configuration.label, "swept": configuration.swept,
-                   "config": configuration.config.model_dump(mode="json"), **asdict(run), "finished": now_iso()}
+        if (key, fold.name, repeat) not in elsewhere:
+            missing.append((configuration, fold, repeat))
+            continue
+        row = {**elsewhere[key, fold.name, repeat], "label": configuration.label, "swept": configuration.swept}
+        run = RunResult(**{k: row[k] for k in RunResult.__dataclass_fields__ if k in row})
+        for _ in range(epochs[configuration.label]):
+            on_epoch()
         store.append(row)
+        on_run(configuration, run)
+    current.clear()  # the backend prepares the folds it trains on
+    for (configuration, _, _), run in (backend or LocalBackend()).train(data, missing, on_epoch):
+        store.append({"key": configuration.config.key(), "label": configuration.label, "swept": configuration.swept,
+                      "config": configuration.config.model_dump(mode="json"), **asdict(run), "finished": now_iso()})
         on_run(configuration, run)
     return store

@@ -1,7 +1,9 @@
-"""Experiment specs: a dataset, a model, fixed settings, a grid of swept settings, repeats and a base seed.
+"""Experiment specs: a dataset, a model, fixed settings, a grid of swept settings (or a search space for
+`harlab tune`), repeats and a base seed.
 
-A spec file (TOML or YAML) is validated completely — every configuration of the grid is built and checked —
-before anything trains, so a typo costs one line of error, not an hour of training.
+A spec file (TOML or YAML) is validated completely — every configuration of the grid is built and checked, and
+every end of a searched range and every searched choice — before anything trains, so a typo costs one line of
+error, not an hour of training.
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 
 from harlab.errors import DataError, HarlabError
 from harlab.experiments.repeats import RepeatConfig, RunSettings
-from harlab.models.registry import get_entry
+from harlab.models.registry import ModelEntry, get_entry, validate_hyperparameters
 
 # Settings of a run besides the model's hyperparameters; any of them can be fixed or swept.
 RUN_SETTINGS = tuple(RunSettings.model_fields)
+# Run settings a search may not vary: every trial must be validated on the same subjects.
+UNSEARCHABLE = ("split", "validation_split")
+CHOICE_TYPES = (bool, int, float, str, type(None))
 
 
 class TutorialReference(BaseModel):
@@ -30,6 +35,57 @@ class TutorialReference(BaseModel):
     source: str = ""
     accuracy: dict[str, float] = Field(default_factory=dict)
     trend: str = ""
+
+
+class SearchDimension(BaseModel):
+    """One searched setting: a range `low`..`high` (of integers when both ends are integers; on a `log` scale,
+    or in steps of `step`), or a list of `choices`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    low: int | float | None = None
+    high: int | float | None = None
+    log: bool = False
+    step: int | float | None = Field(default=None, gt=0)
+    choices: list[Any] | None = None
+
+    @model_validator(mode="after")
+    def _range_or_choices(self) -> SearchDimension:
+        if self.choices is not None:
+            if self.low is not None or self.high is not None or self.log or self.step is not None:
+                raise ValueError("give either choices or a range (low, high, log, step), not both")
+            if not self.choices:
+                raise ValueError("choices is empty; give at least one value")
+            if len({repr(v) for v in self.choices}) != len(self.choices):
+                raise ValueError(f"choices repeats a value: {self.choices}")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError("give low and high (a range) or choices (a list)")
+        if self.low >= self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.log and self.step is not None:
+            raise ValueError("log and step cannot be combined")
+        if self.log and self.low <= 0:
+            raise ValueError(f"a log range needs low > 0 (got {self.low})")
+        if self.is_int and self.step is not None and not isinstance(self.step, int):
+            raise ValueError(f"the step of an integer range must be an integer (got {self.step})")
+        return self
+
+    @property
+    def is_int(self) -> bool:
+        """Whether this is a range of integers (both ends integers)."""
+        return isinstance(self.low, int) and isinstance(self.high, int)
+
+    def extremes(self) -> list[Any]:
+        """The values that bound what a search can draw: every choice, or both ends of the range."""
+        return list(self.choices) if self.choices is not None else [self.low, self.high]
+
+    def describe(self) -> str:
+        """A short text such as `16 … 256 (log)` or `one of 3, 5, 7`."""
+        if self.choices is not None:
+            return "one of " + ", ".join(map(str, self.choices))
+        scale = " (log)" if self.log else f" (step {self.step})" if self.step is not None else ""
+        return f"{self.low} … {self.high}{scale}" + (" integers" if self.is_int else "")
 
 
 class Configuration(BaseModel):
@@ -44,7 +100,8 @@ class Configuration(BaseModel):
 
 class ExperimentSpec(RunSettings):
     """What to run. Fixed settings apply to every configuration; `grid` sweeps any run setting or model
-    hyperparameter over a list of values (the product of all lists when several are swept)."""
+    hyperparameter over a list of values (the product of all lists when several are swept). `search` (for
+    `harlab tune`) gives ranges or choices of run settings, hyperparameters or the model instead."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
@@ -55,6 +112,15 @@ class ExperimentSpec(RunSettings):
     repeats: int = Field(default=10, ge=1)
     seed: int = Field(default=0, ge=0)
     tutorial: TutorialReference = Field(default_factory=TutorialReference)
+    search: dict[str, SearchDimension] = Field(default_factory=dict)
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_search(self, handler: Any) -> dict[str, Any]:
+        """No search space, no `search` key: specs and records made before searches existed still match."""
+        data = super()._omit_default_split(handler)
+        if not self.search:
+            data.pop("search", None)
+        return data
 
     @field_validator("grid")
     @classmethod
@@ -78,6 +144,45 @@ class ExperimentSpec(RunSettings):
                                      f"run settings are {', '.join(RUN_SETTINGS)}")
         return self
 
+    @model_validator(mode="after")
+    def _searchable(self) -> ExperimentSpec:
+        """Every searched key applies to every model a trial could train, and every end of a range and every
+        choice is a valid value there (with the spec's fixed hyperparameters)."""
+        if self.search and self.grid:
+            raise ValueError(f"search and grid cannot be combined; give grid.{next(iter(self.grid))} as search "
+                             "choices")
+        for key, dimension in self.search.items():
+            if key in UNSEARCHABLE:
+                raise ValueError(f"search.{key}: cannot be searched; every trial is validated on the same subjects")
+            if dimension.choices is None and key in ("model", "standardize"):
+                raise ValueError(f"search.{key}: give choices, not a range")
+            if dimension.choices is not None and not all(isinstance(v, CHOICE_TYPES) for v in dimension.choices):
+                raise ValueError(f"search.{key}: choices must be numbers, strings, booleans or null "
+                                 f"(got {dimension.choices})")
+        models = [_entry("model", m).name for m in self.search["model"].choices] if "model" in self.search else [
+            self.model]
+        fixed = {k: getattr(self, k) for k in RUN_SETTINGS}
+        for key, dimension in self.search.items():
+            if key not in RUN_SETTINGS:
+                for model in models:
+                    if key not in _entry(key, model).hyperparameters:
+                        raise ValueError(f"search.{key}: model {model!r} has no such hyperparameter or run setting; "
+                                         f"run settings are {', '.join(RUN_SETTINGS)}")
+            for value in dimension.extremes():
+                try:
+                    if key in RUN_SETTINGS:
+                        RunSettings(**{**fixed, key: value})
+                    if key == "model":
+                        validate_hyperparameters(_entry(key, value).name, self.hyperparameters)
+                    elif key not in RUN_SETTINGS:
+                        for model in models:
+                            validate_hyperparameters(model, {**self.hyperparameters, key: value})
+                except ValidationError as exc:
+                    raise ValueError(f"search.{key}: {_one_line(exc)}") from None
+                except HarlabError as exc:
+                    raise ValueError(f"search.{key}: {exc}") from None
+        return self
+
     def configurations(self) -> list[Configuration]:
         """Every configuration of the grid, in the grid's order, each validated (model and hyperparameters)."""
         keys = list(self.grid)
@@ -97,6 +202,14 @@ class ExperimentSpec(RunSettings):
                 raise HarlabError(f"spec {self.name!r}, configuration {label}: {exc}") from None
             configurations.append(Configuration(label=label, swept=swept, config=config))
         return configurations
+
+
+def _entry(key: str, model: Any) -> ModelEntry:
+    """The registered model `model`, or a ValueError naming search.`key`."""
+    try:
+        return get_entry(model)
+    except (HarlabError, TypeError) as exc:
+        raise ValueError(f"search.{key}: {exc}") from None
 
 
 def _one_line(exc: ValidationError) -> str:

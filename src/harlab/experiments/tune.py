@@ -1,0 +1,418 @@
+"""`harlab tune`: search a spec's `search` space with Optuna (TPE, median pruning), honest about the test set.
+
+Each trial trains one configuration on the training subjects minus a seeded set of validation subjects and is
+scored by its validation loss (lower is better); the test split is set aside before the search and never seen
+by it. The search lives in an SQLite database (OUT/optuna.db), so a killed search resumes and runs only the
+trials still missing. Afterwards the best configuration is written as a spec (OUT/best.yaml), trained again
+with the spec's repeats into OUT/best/ like any experiment, and only then scored on the test split, once.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import yaml
+
+from harlab.data.transforms import Standardizer
+from harlab.data.windowset import WindowSet
+from harlab.environment import describe_environment, now_iso
+from harlab.errors import HarlabError
+from harlab.evaluation.statistics import Summary, describe
+from harlab.experiments.repeats import RunResult, holdout_subjects, same_configuration, split_record
+from harlab.experiments.runner import run_experiment
+from harlab.experiments.spec import RUN_SETTINGS, ExperimentSpec, SearchDimension, load_spec, parse_spec
+from harlab.experiments.splits import folds
+from harlab.experiments.store import SPEC_FILE, ResultsStore
+from harlab.files import atomic_write_bytes, atomic_write_json
+from harlab.models.registry import create_model
+from harlab.reports.html import HtmlReport, add_environment
+from harlab.training.loop import History, fit, to_tensor
+
+if TYPE_CHECKING:
+    import optuna
+
+SEARCH_DB, BEST_SPEC, BEST_DIR, REPORT, SUMMARY = "optuna.db", "best.yaml", "best", "report.html", "tune.json"
+DEFAULT_VALIDATION_SPLIT = 0.2
+OBJECTIVE = "val_loss"  # minimized: the validation loss of the weights a trial keeps
+# Not the search's concern: what a rerun may change without starting the search over.
+FREE_FIELDS = ("repeats", "description", "tutorial")
+
+
+def import_optuna() -> ModuleType:
+    """Optuna, an optional extra, or a one-line error saying how to install it."""
+    try:
+        import optuna
+    except ImportError:
+        raise HarlabError("harlab tune needs Optuna: pip install 'harlab[tune]'") from None
+    return optuna
+
+
+@dataclass(frozen=True)
+class SearchData:
+    """What the search may see: the training subjects, split into the windows trials fit on and those of the
+    seeded validation subjects they are scored on. The test split is not part of it."""
+
+    fit: WindowSet
+    validation: WindowSet
+    validation_subjects: list[int]
+    fraction: float
+
+
+def search_data(spec: ExperimentSpec, data: WindowSet) -> SearchData:
+    """Set the test split aside and hold out the spec's `validation_split` (default 0.2) of the training subjects,
+    seeded with the spec's seed, the same for every trial."""
+    splits = folds(data, spec.split)
+    if len(splits) != 1:
+        raise HarlabError(f"split.kind {spec.split.kind}: harlab tune needs one test split (fixed or holdout), "
+                          f"not {len(splits)} folds")
+    train, _ = splits[0].apply(data)
+    fraction = spec.validation_split or DEFAULT_VALIDATION_SPLIT
+    try:
+        held_out = holdout_subjects(train, fraction, spec.seed)
+    except HarlabError:
+        raise HarlabError(f"harlab tune validates on held-out training subjects; {data.provenance.dataset}'s "
+                          f"training split has {len(np.unique(train.subject))}, at least 2 are needed") from None
+    is_validation = np.isin(train.subject, held_out)
+    return SearchData(train.select(~is_validation), train.select(is_validation), held_out, fraction)
+
+
+def fixed_spec_data(spec: ExperimentSpec, params: dict[str, Any]) -> dict[str, Any]:
+    """The spec's settings (as given) with the searched `params` fixed and no search space left."""
+    data = spec.model_dump(mode="json", exclude_unset=True)
+    data.pop("search", None)
+    data.update({k: v for k, v in params.items() if k in RUN_SETTINGS})
+    data["hyperparameters"] = {**spec.hyperparameters, **{k: v for k, v in params.items() if k not in RUN_SETTINGS}}
+    return data
+
+
+def pruning_callback(trial: optuna.Trial) -> Callable[[int, History], None]:
+    """fit's `on_epoch`: report the epoch's validation loss to Optuna, and stop the fit by raising
+    `optuna.TrialPruned` when the pruner says the trial is behind the others at this epoch."""
+    optuna = import_optuna()
+
+    def on_epoch(epoch: int, history: History) -> None:
+        trial.report(history.val_loss[-1], epoch)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+
+    return on_epoch
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial as the report and the progress lines show it."""
+
+    number: int
+    state: str  # complete, pruned, fail (or running: another process's trial)
+    params: dict[str, Any]
+    val_loss: float | None
+    val_accuracy: float | None
+    epochs: int | None
+    seconds: float | None
+    error: str = ""
+
+    @classmethod
+    def of(cls, trial: optuna.trial.FrozenTrial) -> TrialRecord:
+        state = trial.state.name.lower()
+        steps = trial.intermediate_values
+        last = max(steps) if steps else None
+        val_loss = trial.value if state == "complete" else steps[last] if last is not None else None
+        attrs = trial.user_attrs
+        return cls(trial.number, state, dict(trial.params), val_loss, attrs.get("val_accuracy"),
+                   attrs.get("epochs", last), attrs.get("seconds"), attrs.get("error", ""))
+
+    def params_text(self) -> str:
+        return "{" + ", ".join(f"{k}: {_short(v)}" for k, v in self.params.items()) + "}"
+
+    def line(self) -> str:
+        """`trial 3: val_loss 0.412 (val_accuracy 87.1%) {filters: 64, …}`, or why it stopped."""
+        if self.state == "complete":
+            outcome = f"{OBJECTIVE} {self.val_loss:.4f} (val_accuracy {self.val_accuracy:.1%})"
+        elif self.state == "pruned":
+            outcome = f"pruned at epoch {self.epochs}" + (f" ({OBJECTIVE} {self.val_loss:.4f})"
+                                                           if self.val_loss is not None else "")
+        else:
+            outcome = self.state + (f" ({self.error})" if self.error else "")
+        return f"trial {self.number}: {outcome} {self.params_text()}"
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+class Objective:
+    """Train one configuration per trial on the search data and return its validation loss; the tensors of
+    each standardization choice are made once."""
+
+    def __init__(self, spec: ExperimentSpec, parts: SearchData, shape: tuple[int, int, int]):
+        self.spec, self.parts, self.shape = spec, parts, shape  # shape: channels, timesteps, classes
+        self._tensors: dict[bool, tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]] = {}
+
+    def tensors(self, standardize: bool) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Fit windows, their labels and the validation pair; standardized with statistics of the fit windows."""
+        if standardize not in self._tensors:
+            fit_part, validation = self.parts.fit, self.parts.validation
+            standardizer = Standardizer.fit(fit_part) if standardize else None
+
+            def tensor(part: WindowSet) -> torch.Tensor:
+                return to_tensor(standardizer.apply(part.X) if standardizer else part.X)
+
+            self._tensors[standardize] = (tensor(fit_part), torch.from_numpy(fit_part.y),
+                                          (tensor(validation), torch.from_numpy(validation.y)))
+        return self._tensors[standardize]
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        optuna = import_optuna()
+        params = {key: _suggest(trial, key, dimension) for key, dimension in self.spec.search.items()}
+        start = time.perf_counter()
+        try:
+            config = parse_spec(fixed_spec_data(self.spec, params), f"trial {trial.number}").configurations()[0].config
+            # The configuration's own epochs, batch and early stopping, validated on the search's subjects.
+            train_config = replace(config.train_config(), validation_split=self.parts.fraction)
+            X, y, validation = self.tensors(config.standardize)
+            torch.manual_seed(config.seed)
+            model = create_model(config.model, *self.shape, **config.hyperparameters)
+            history = fit(model, X, y, train_config, config.seed, on_epoch=pruning_callback(trial),
+                          validation=validation)
+        except optuna.TrialPruned:
+            trial.set_user_attr("seconds", time.perf_counter() - start)
+            raise
+        except HarlabError as exc:
+            trial.set_user_attr("error", str(exc))
+            return math.nan  # Optuna records the trial as failed and goes on
+        kept = (history.best_epoch or len(history.val_loss)) - 1
+        trial.set_user_attr("val_accuracy", history.val_accuracy[kept])
+        trial.set_user_attr("epochs", len(history.loss))
+        trial.set_user_attr("seconds", time.perf_counter() - start)
+        if math.isnan(history.val_loss[kept]):
+            trial.set_user_attr("error", "validation loss is NaN: training diverged")
+        return history.val_loss[kept]
+
+
+def _suggest(trial: optuna.Trial, key: str, dimension: SearchDimension) -> Any:
+    if dimension.choices is not None:
+        return trial.suggest_categorical(key, dimension.choices)
+    if dimension.is_int:
+        return trial.suggest_int(key, dimension.low, dimension.high, step=dimension.step or 1, log=dimension.log)
+    return trial.suggest_float(key, dimension.low, dimension.high, step=dimension.step, log=dimension.log)
+
+
+@contextmanager
+def _exclusive(out: Path) -> Iterator[None]:
+    """Hold OUT/tune.lock: one search per folder (a killed one releases it with its process)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / "tune.lock").open("w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise HarlabError(f"{out}: another harlab tune is running on this folder; wait for it or choose "
+                              "another --out") from None
+        yield
+
+
+def open_study(spec: ExperimentSpec, data: WindowSet, out: Path,
+               pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
+    """The study `spec.name` in OUT/optuna.db, created or resumed: trials a killed search left running are
+    marked failed (they are not counted), and a study of another spec or other data is refused."""
+    optuna = import_optuna()
+    out.mkdir(parents=True, exist_ok=True)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{(out / SEARCH_DB).resolve()}")
+    study = optuna.create_study(storage=storage, study_name=spec.name, direction="minimize", load_if_exists=True,
+                                pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2))
+    identity = json.loads(json.dumps({
+        "spec": {k: v for k, v in spec.model_dump(mode="json").items() if k not in FREE_FIELDS},
+        "data": split_record(data, spec.split)}))
+    if "identity" not in study.user_attrs:
+        study.set_user_attr("identity", identity)
+    elif study.user_attrs["identity"] != identity:
+        raise HarlabError(f"{out / SEARCH_DB} holds a search of another spec or other data under the name "
+                          f"{spec.name!r}; choose another --out")
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        # The lock says no other search runs here: this trial's process was killed. (_trial_id: storage's id.)
+        storage.set_trial_user_attr(trial._trial_id, "error", "interrupted: its search was killed")
+        storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+    # A fresh search is seeded with the spec's seed; a resumed one must not redraw the first trials' values.
+    study.sampler = optuna.samplers.TPESampler(seed=spec.seed + len(study.get_trials(deepcopy=False)))
+    return study
+
+
+def finished_trials(study: optuna.Study) -> int:
+    """Trials that count toward --trials: completed and pruned ones (not failed or interrupted ones)."""
+    optuna = import_optuna()
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return len(study.get_trials(deepcopy=False, states=done))
+
+
+def search(spec: ExperimentSpec, data: WindowSet, out: Path, trials: int, timeout: float | None = None,
+           on_trial: Callable[[TrialRecord], None] = lambda record: None,
+           on_start: Callable[[int, int], None] = lambda finished, planned: None,
+           pruner: optuna.pruners.BasePruner | None = None) -> tuple[optuna.Study, SearchData]:
+    """Run the trials of `spec`'s search still missing from OUT/optuna.db until `trials` have finished (or
+    `timeout` seconds have passed); `on_start(finished, trials)` first, `on_trial` after every trial."""
+    optuna = import_optuna()
+    if not spec.search:
+        raise HarlabError(f"spec {spec.name!r}, search: empty; harlab tune needs a search space, e.g. "
+                          "[search] filters = {low = 16, high = 256, log = true}")
+    parts = search_data(spec, data)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # one line per trial comes from on_trial
+    try:
+        study = open_study(spec, data, out, pruner)
+        finished = finished_trials(study)
+        on_start(finished, trials)
+        if finished < trials:
+            study.optimize(Objective(spec, parts, (data.X.shape[2], data.window, len(data.classes))),
+                           n_trials=trials - finished, timeout=timeout,
+                           callbacks=[lambda _, trial: on_trial(TrialRecord.of(trial))])
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    return study, parts
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """The search's trials and best one, the spec written for it, and the re-trained best's test accuracy."""
+
+    trials: list[TrialRecord]
+    best: TrialRecord
+    best_spec: Path
+    validation_subjects: list[int]
+    test: Summary
+    summary: str
+    report: Path
+
+
+def tune(spec: ExperimentSpec, data: WindowSet, out: Path, trials: int = 20, timeout: float | None = None,
+         on_trial: Callable[[TrialRecord], None] = lambda record: None,
+         on_start: Callable[[int, int], None] = lambda finished, planned: None,
+         on_run: Callable[[RunResult], None] = lambda run: None, repeats: int | None = None,
+         pruner: optuna.pruners.BasePruner | None = None) -> TuneResult:
+    """Search (see `search`), write the best configuration as OUT/best.yaml, train it `repeats` times (default:
+    the spec's) into OUT/best/ and score those runs on the test split; write OUT/report.html and OUT/tune.json."""
+    with _exclusive(out):
+        study, parts = search(spec, data, out, trials, timeout, on_trial, on_start, pruner)
+        records = [TrialRecord.of(t) for t in study.get_trials(deepcopy=False)]
+        complete = [r for r in records if r.state == "complete"]
+        if not complete:
+            raise HarlabError(f"no trial of {spec.name} completed ({len(records)} tried, none kept to the end); "
+                              "see the lines above, widen the search or give more --trials")
+        best = min(complete, key=lambda r: (r.val_loss, r.number))
+        best_spec_path = write_best_spec(spec, best, parts, out / BEST_SPEC)
+        best_spec = load_spec(best_spec_path, {"repeats": repeats} if repeats else None)
+        best_dir = out / BEST_DIR
+        if (best_dir / SPEC_FILE).exists() and not same_configuration(
+                ResultsStore(best_dir).spec(), best_spec.model_dump(mode="json"), FREE_FIELDS):
+            raise HarlabError(f"{best_dir} holds the re-training of an earlier best configuration; delete it to "
+                              f"re-train the new best (trial {best.number})")
+        store = run_experiment(best_spec, data, best_dir, on_run=lambda _, run: on_run(run))
+        rows = store.rows()
+        test = describe([row["accuracy"] for row in rows])
+        subjects = ", ".join(map(str, parts.validation_subjects))
+        summary = (f"best: trial {best.number} of {finished_trials(study)}, {OBJECTIVE} {best.val_loss:.4f} "
+                   f"{best.params_text()}; chosen on validation subjects {subjects} (held out of the training "
+                   f"split); test accuracy measured once, after the choice: {test.mean:.2f}% ± {test.std:.2f} "
+                   f"over {_runs(test.runs)} of {best_spec_path}")
+        report = write_report(spec, study, records, best, best_spec_path, parts, test, rows, out)
+        atomic_write_json(out / SUMMARY, {
+            "name": spec.name, "objective": f"{OBJECTIVE} (minimized)", "trials": [asdict(r) for r in records],
+            "best": asdict(best), "best_spec": str(best_spec_path), "validation_subjects": parts.validation_subjects,
+            "test_accuracy": asdict(test), "updated": now_iso()})
+        return TuneResult(records, best, best_spec_path, parts.validation_subjects, test, summary, report)
+
+
+def write_best_spec(spec: ExperimentSpec, best: TrialRecord, parts: SearchData, path: Path) -> Path:
+    """OUT/best.yaml: the spec with the best trial's values fixed, no search, the same repeats, ready for
+    `harlab experiment run`."""
+    data = fixed_spec_data(spec, best.params)
+    note = (f"Chosen by harlab tune: trial {best.number}, {OBJECTIVE} {best.val_loss:.4f} on validation subjects "
+            f"{', '.join(map(str, parts.validation_subjects))} of the training split.")
+    data = {"name": f"{spec.name}-best", "description": f"{spec.description} {note}".strip(),
+            **{k: v for k, v in data.items() if k not in ("name", "description", "repeats")}, "repeats": spec.repeats}
+    parse_spec(data, path)  # the file written is a valid spec
+    text = f"# {note}\n# Run it with: harlab experiment run {path}\n" + yaml.safe_dump(data, sort_keys=False)
+    atomic_write_bytes(path, text.encode("utf-8"))
+    return path
+
+
+def write_report(spec: ExperimentSpec, study: optuna.Study, records: list[TrialRecord], best: TrialRecord,
+                 best_spec: Path, parts: SearchData, test: Summary, rows: list[dict[str, Any]], out: Path) -> Path:
+    """OUT/report.html: the search space, every trial, Optuna's history and importance plots, the best
+    configuration and the test accuracy of its re-training."""
+    optuna = import_optuna()
+    report = HtmlReport(f"harlab tune: {spec.name}", out / "figures")
+    if spec.description:
+        report.paragraph(spec.description)
+    subjects = ", ".join(map(str, parts.validation_subjects))
+    report.paragraph(f"Every trial trained on the training subjects except {subjects} and was scored on those "
+                     f"validation subjects ({len(parts.validation)} windows); the search minimized the validation "
+                     f"loss and never saw the test split. The best configuration was chosen on validation "
+                     f"subjects {subjects}; test accuracy measured once, after the choice, over "
+                     f"{_runs(test.runs)} of it trained again.", "note")
+
+    report.heading("Search space", "search-space")
+    report.table(("setting", "values"), [(k, d.describe()) for k, d in spec.search.items()])
+    report.preformatted(json.dumps({k: v for k, v in spec.model_dump(mode="json").items() if k != "search"},
+                                   indent=2))
+
+    report.heading("Trials", "trials")
+    counts = {state: sum(r.state == state for r in records) for state in ("complete", "pruned", "fail")}
+    report.paragraph(f"{len(records)} trials: {counts['complete']} complete, {counts['pruned']} pruned (median "
+                     f"pruner on the per-epoch validation loss), {counts['fail']} failed or interrupted.", "note")
+    report.table(("trial", "params", OBJECTIVE, "val accuracy", "state", "pruned", "epochs", "s"),
+                 [(r.number, r.params_text(), _value(r.val_loss, ".4f"), _value(r.val_accuracy, ".1%"), r.state,
+                   f"at epoch {r.epochs}" if r.state == "pruned" else "", _value(r.epochs, "d"),
+                   _value(r.seconds, ".1f")) for r in records])
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        report.heading("Optimization history", "history")
+        axes = optuna.visualization.matplotlib.plot_optimization_history(study, target_name=OBJECTIVE)
+        report.figure(axes.figure, "optimization-history", f"{OBJECTIVE} of every completed trial and the best so far.")
+        report.heading("Parameter importances", "importances")
+        complete = [r for r in records if r.state == "complete"]
+        varying = [k for k in spec.search if len({repr(r.params.get(k)) for r in complete}) > 1]
+        if len(complete) >= 2 and varying:
+            axes = optuna.visualization.matplotlib.plot_param_importances(study, target_name=OBJECTIVE)
+            report.figure(axes.figure, "param-importances", f"How much each searched setting explains of the "
+                          f"{OBJECTIVE} of the completed trials (Optuna's default evaluator).")
+        else:
+            report.paragraph(f"No importances: they need at least 2 completed trials ({len(complete)} here) with "
+                             "at least one searched setting taking different values.", "note")
+
+    report.heading("Best configuration", "best")
+    report.table(("setting", "value"), [(k, _short(v)) for k, v in best.params.items()],
+                 f"Trial {best.number}: {OBJECTIVE} {best.val_loss:.4f}, validation accuracy "
+                 f"{_value(best.val_accuracy, '.1%')}")
+    report.paragraph(f"Written as {best_spec} (no search; run it with harlab experiment run).", "note")
+
+    report.heading("Test accuracy of the re-trained best", "test")
+    report.paragraph(f"Chosen on validation subjects {subjects}; test accuracy measured once, after the choice: "
+                     f"{test.mean:.2f}% ± {test.std:.2f} (mean ± std over {_runs(test.runs)}, seeded and trained on "
+                     f"the training split as the spec says; runs in {out / BEST_DIR}).")
+    report.table(("repeat", "seed", "test accuracy %", "macro-F1 %", "s per fit"),
+                 [(r["repeat"], r["seed"], f"{r['accuracy'] * 100:.2f}", f"{r['macro_f1'] * 100:.2f}",
+                   f"{r['fit_seconds']:.1f}") for r in rows])
+    add_environment(report, describe_environment())
+    path = out / REPORT
+    report.write(path)
+    return path
+
+
+def _runs(count: int) -> str:
+    return f"{count} run" + ("" if count == 1 else "s")
+
+
+def _value(value: float | None, fmt: str) -> str:
+    return "" if value is None else format(value, fmt)
