@@ -284,7 +284,8 @@ def test_hapt_truncated_zip(raw, tmp_path: Path) -> None:
 
 def test_unknown_dataset() -> None:
     text = failure(load_dataset, "uci_har", error=HarlabError)
-    assert text == "unknown dataset 'uci_har'; choose one of: uci-har, hapt"
+    assert text == ("unknown dataset 'uci_har'; choose one of: uci-har, hapt, wisdm, or the folder of a "
+                    "`harlab data import`")
 
 
 def test_unknown_dataset_option() -> None:

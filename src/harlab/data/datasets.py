@@ -114,7 +114,8 @@ def load_dataset(name: str, data_dir: str | Path | None = None, quiet: bool = Fa
                               "recordings again with other ones")
         return load_recordings_dataset(name)
     if name not in DATASETS:
-        raise HarlabError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+        raise HarlabError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}, or the folder of a "
+                          "`harlab data import`")
     loader = DATASETS[name]
     accepted = set(inspect.signature(loader).parameters) - {"data_dir", "quiet"}
     if unknown := sorted(set(options) - accepted):
