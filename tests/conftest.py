@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from harlab.data.windowset import Provenance, WindowSet
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("HARLAB_SHARED", REPO.parent / "shared"))
@@ -53,3 +56,15 @@ def no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
     for module in (fetch, uci_har, hapt):
         monkeypatch.setattr(module, "download", refuse)
     monkeypatch.setattr(hapt, "fetch_from_index", refuse)
+
+
+def synthetic_windows(subjects: list[int], per_subject: int = 24, seed: int = 0) -> WindowSet:
+    """Two learnable classes (a constant offset on channel 0), `per_subject` windows per subject."""
+    rng = np.random.default_rng(seed)
+    n = len(subjects) * per_subject
+    y = np.tile(np.arange(2), n // 2)
+    X = rng.normal(size=(n, 32, 9)).astype(np.float32)
+    X[:, :, 0] += 3 * y[:, None]
+    subject = np.repeat(subjects, per_subject)
+    return WindowSet(X, y, subject, tuple(f"c{i}" for i in range(9)), ("a", "b"), 50.0, 32,
+                     (subjects[-1],), Provenance("synthetic", "test", "0"))

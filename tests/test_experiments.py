@@ -165,8 +165,11 @@ standardize = [false, true]
 
 
 def harlab(*args: str, **kwargs) -> subprocess.Popen:
+    """harlab in a subprocess that reacts to Ctrl-C even when the tests run in the background (where a shell
+    starts them with SIGINT ignored, which children inherit)."""
     return subprocess.Popen([sys.executable, "-m", "harlab", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, **kwargs)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kwargs)
 
 
 def runs_of(out: Path) -> list[dict]:

@@ -9,31 +9,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
+import ray
 import torch
+from conftest import synthetic_windows
 
-from harlab.data.windowset import Provenance, WindowSet
+from harlab.data.windowset import WindowSet
 from harlab.errors import HarlabError
 from harlab.experiments.backends import LocalBackend, RayBackend, make_backend
 from harlab.experiments.runner import run_experiment
 from harlab.experiments.spec import ExperimentSpec, parse_spec
 
-ray = pytest.importorskip("ray")
-
 COMPARED = ("key", "fold", "repeat", "seed", "accuracy", "confusion", "history")
-
-
-def windows(subjects: list[int], per_subject: int = 24, seed: int = 0) -> WindowSet:
-    """Two learnable classes (a constant offset on channel 0), `per_subject` windows per subject."""
-    rng = np.random.default_rng(seed)
-    n = len(subjects) * per_subject
-    y = np.tile(np.arange(2), n // 2)
-    X = rng.normal(size=(n, 32, 9)).astype(np.float32)
-    X[:, :, 0] += 3 * y[:, None]
-    subject = np.repeat(subjects, per_subject)
-    return WindowSet(X, y, subject, tuple(f"c{i}" for i in range(9)), ("a", "b"), 50.0, 32,
-                     (subjects[-1],), Provenance("synthetic", "test", "0"))
 
 
 def small_spec(seed: int = 0) -> ExperimentSpec:
@@ -91,7 +78,7 @@ def compared(rows: list[dict[str, Any]]) -> dict[tuple[str, str, int], dict[str,
 
 def test_ray_trains_the_same_runs_as_local_and_resumes(control: Path, one_thread: None, tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    data, spec = windows([1, 2, 3]), small_spec()
+    data, spec = synthetic_windows([1, 2, 3]), small_spec()
     local = run_experiment(spec, data, tmp_path / "local", backend=LocalBackend())
     puts: list[object] = []
     put = ray.put
@@ -119,7 +106,7 @@ def test_failing_runs_are_retried_then_left_unfinished(control: Path, tmp_path: 
     spec = small_spec(seed=100)  # seeds 100 and 101, for both configurations
     (control / "100").write_text("once")
     (control / "101").write_text("always")
-    store = run_experiment(spec, windows([1, 2, 3]), tmp_path / "faults", backend=RayBackend(max_retries=2))
+    store = run_experiment(spec, synthetic_windows([1, 2, 3]), tmp_path / "faults", backend=RayBackend(max_retries=2))
     assert sorted(row["seed"] for row in store.rows()) == [100, 100]  # both seed-101 runs keep failing
     assert attempts(control, "100") == [2, 2]  # a failure and a successful retry, in each configuration
     assert attempts(control, "101") == [3, 3]  # a failure and 2 failed retries
@@ -129,7 +116,7 @@ def test_failing_runs_are_retried_then_left_unfinished(control: Path, tmp_path: 
 
     (control / "101").unlink()
     rows = store.rows()
-    again = run_experiment(spec, windows([1, 2, 3]), tmp_path / "faults", backend=RayBackend())
+    again = run_experiment(spec, synthetic_windows([1, 2, 3]), tmp_path / "faults", backend=RayBackend())
     assert again.rows()[:2] == rows and sorted(row["seed"] for row in again.rows()) == [100, 100, 101, 101]
     assert len({(r["key"], r["repeat"]) for r in again.rows()}) == 4  # no row twice
 

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
+from conftest import synthetic_windows
 from typer.testing import CliRunner
 
 from harlab.cli import app
-from harlab.data.windowset import Provenance, WindowSet
 from harlab.errors import HarlabError
 from harlab.experiments.repeats import RepeatConfig, run_repeats
 from harlab.experiments.runner import run_experiment
@@ -19,22 +18,10 @@ from harlab.experiments.spec import parse_spec
 from harlab.experiments.splits import SplitSpec, folds
 
 
-def windows(subjects: list[int], per_subject: int = 24, seed: int = 0) -> WindowSet:
-    """Two learnable classes (a constant offset on channel 0), `per_subject` windows per subject."""
-    rng = np.random.default_rng(seed)
-    n = len(subjects) * per_subject
-    y = np.tile(np.arange(2), n // 2)
-    X = rng.normal(size=(n, 32, 9)).astype(np.float32)
-    X[:, :, 0] += 3 * y[:, None]
-    subject = np.repeat(subjects, per_subject)
-    return WindowSet(X, y, subject, tuple(f"c{i}" for i in range(9)), ("a", "b"), 50.0, 32,
-                     (subjects[-1],), Provenance("synthetic", "test", "0"))
-
-
 @pytest.mark.parametrize("split", [SplitSpec(kind="loso"), SplitSpec(kind="kfold", folds=3),
                                    SplitSpec(kind="holdout", test_fraction=0.4), SplitSpec()])
 def test_folds_never_share_a_subject(split: SplitSpec) -> None:
-    data = windows([1, 2, 3, 4, 5, 6])
+    data = synthetic_windows([1, 2, 3, 4, 5, 6])
     tested: list[int] = []
     for fold in folds(data, split):
         train, test = fold.apply(data)
@@ -53,9 +40,9 @@ def test_folds_never_share_a_subject(split: SplitSpec) -> None:
 
 def test_a_single_subject_or_too_many_folds_fail_with_one_line() -> None:
     with pytest.raises(HarlabError, match=r"1 subject.*cannot be split by subject"):
-        folds(windows([7]), SplitSpec(kind="loso"))
+        folds(synthetic_windows([7]), SplitSpec(kind="loso"))
     with pytest.raises(HarlabError, match="5 folds need at least 5 subjects"):
-        folds(windows([1, 2, 3]), SplitSpec(kind="kfold", folds=5))
+        folds(synthetic_windows([1, 2, 3]), SplitSpec(kind="kfold", folds=5))
 
 
 def test_the_default_split_stays_out_of_records_and_a_bare_name_is_accepted() -> None:
@@ -65,7 +52,7 @@ def test_the_default_split_stays_out_of_records_and_a_bare_name_is_accepted() ->
 
 
 def test_cross_validated_repeats_record_their_fold_and_resume(tmp_path: Path) -> None:
-    data = windows([1, 2, 3, 4])
+    data = synthetic_windows([1, 2, 3, 4])
     config = RepeatConfig(model="cnn", hyperparameters={"filters": 4}, epochs=1, batch_size=16, repeats=2,
                           split=SplitSpec(kind="kfold", folds=2))
     trained: list[str] = []
@@ -80,11 +67,11 @@ def test_cross_validated_repeats_record_their_fold_and_resume(tmp_path: Path) ->
 def test_an_experiment_spec_runs_leave_one_subject_out(tmp_path: Path) -> None:
     spec = parse_spec({"name": "loso", "model": "cnn", "split": "loso", "repeats": 1, "epochs": 1,
                        "batch_size": 16, "hyperparameters": {"filters": 4}}, "test")
-    store = run_experiment(spec, windows([1, 2, 3]), tmp_path / "loso")
+    store = run_experiment(spec, synthetic_windows([1, 2, 3]), tmp_path / "loso")
     assert sorted(row["fold"] for row in store.rows()) == ["subject-1", "subject-2", "subject-3"]
     assert store.dataset()["folds"] == {"subject-1": [1], "subject-2": [2], "subject-3": [3]}
     before = store.rows()
-    assert run_experiment(spec, windows([1, 2, 3]), tmp_path / "loso").rows() == before  # nothing retrained
+    assert run_experiment(spec, synthetic_windows([1, 2, 3]), tmp_path / "loso").rows() == before  # nothing retrained
 
 
 def test_early_stopping_validates_on_training_subjects_only(shared_data: Path, tmp_path: Path) -> None:

@@ -14,30 +14,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+import mlflow
 import pytest
+from conftest import synthetic_windows
 
-from harlab.data.windowset import Provenance, WindowSet
 from harlab.errors import HarlabError
 from harlab.experiments.repeats import RunResult
 from harlab.experiments.runner import run_experiment
 from harlab.experiments.spec import ExperimentSpec, parse_spec
 from harlab.experiments.store import ResultsStore
 from harlab.tracking import ExperimentTracker, git_commit, resolve_tracking_uri
-
-mlflow = pytest.importorskip("mlflow")
-
-
-def windows(subjects: list[int], per_subject: int = 24, seed: int = 0) -> WindowSet:
-    """Two learnable classes (a constant offset on channel 0), `per_subject` windows per subject."""
-    rng = np.random.default_rng(seed)
-    n = len(subjects) * per_subject
-    y = np.tile(np.arange(2), n // 2)
-    X = rng.normal(size=(n, 32, 9)).astype(np.float32)
-    X[:, :, 0] += 3 * y[:, None]
-    subject = np.repeat(subjects, per_subject)
-    return WindowSet(X, y, subject, tuple(f"c{i}" for i in range(9)), ("a", "b"), 50.0, 32,
-                     (subjects[-1],), Provenance("synthetic", "test", "0" * 64))
 
 
 def tiny_spec(repeats: int = 2, grid: tuple[int, ...] = (3, 5)) -> ExperimentSpec:
@@ -55,7 +41,7 @@ def tracked(spec: ExperimentSpec, out: Path, uri: str | None = None, bundle: Pat
             trained.append(configuration.label)
             tracker.log_run(configuration, run)
 
-        store = run_experiment(spec, windows([1, 2, 3, 4]), out, on_run=on_run)
+        store = run_experiment(spec, synthetic_windows([1, 2, 3, 4]), out, on_run=on_run)
         report = out / "report.html"
         report.write_text("<html>report</html>")
         tracker.finish(store, report, bundle)
@@ -139,7 +125,7 @@ def test_embedded_store_logs_parent_and_nested_children_once(tmp_path: Path) -> 
 def test_runs_untracked_or_failed_to_log_are_logged_when_it_finishes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                       capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "exp"
-    run_experiment(tiny_spec(repeats=1, grid=(3,)), windows([1, 2, 3, 4]), out)  # repeat 1 without --track
+    run_experiment(tiny_spec(repeats=1, grid=(3,)), synthetic_windows([1, 2, 3, 4]), out)  # repeat 1 without --track
     upload = mlflow.MlflowClient.log_artifact
     failed: list[str] = []
 
