@@ -67,4 +67,4 @@ def synthetic_windows(subjects: list[int], per_subject: int = 24, seed: int = 0)
     X[:, :, 0] += 3 * y[:, None]
     subject = np.repeat(subjects, per_subject)
     return WindowSet(X, y, subject, tuple(f"c{i}" for i in range(9)), ("a", "b"), 50.0, 32,
-                     (subjects[-1],), Provenance("synthetic", "test", "0"))
+                     (subjects[-1],), Provenance("synthetic", "test", "0" * 64))
