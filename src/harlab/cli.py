@@ -455,7 +455,7 @@ def experiment_save(
     from harlab.experiments.repeats import RunTrainer, split_record
     from harlab.experiments.spec import parse_spec
     from harlab.experiments.splits import folds
-    from harlab.experiments.store import ResultsStore
+    from harlab.experiments.store import ResultsStore, run_place
 
     store = ResultsStore(directory)
     spec = parse_spec(store.spec(), directory / "spec.json")
@@ -470,15 +470,15 @@ def experiment_save(
         raise HarlabError(f"--configuration {configuration}: choose one of {', '.join(choices)}")
     config = choices[configuration].config
     fold_choices = {f.name: f for f in folds(data, config.split)}
-    chosen = fold_choices[fold] if fold in fold_choices else None if fold else next(iter(fold_choices.values()))
-    if chosen is None:
+    fold = fold or next(iter(fold_choices))
+    if fold not in fold_choices:
         raise HarlabError(f"--fold {fold}: choose one of {', '.join(fold_choices)}")
-    recorded = {(r.get("fold", "fixed"), r["repeat"]): r["accuracy"] for r in store.rows()
-                if r["key"] == config.key()}
+    chosen = fold_choices[fold]
+    recorded = {run_place(r): r["accuracy"] for r in store.rows()}
     run = RunTrainer(data, chosen).run(
         config, repeat, on_model=lambda result, model, prepared: save_run_bundle(to, model, config, data,
                                                                                   prepared.standardizer, result))
-    before = recorded.get((chosen.name, repeat))
+    before = recorded.get((config.key(), chosen.name, repeat))
     check = "" if before is None else (" — the same as recorded" if abs(before - run.accuracy) < 1e-9 else
                                        f" — recorded {before * 100:.3f}%: this machine trains differently")
     say(f"{configuration} run #{repeat} ({chosen.name}): test accuracy {run.accuracy * 100:.3f}%{check}; "

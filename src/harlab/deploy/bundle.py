@@ -25,6 +25,7 @@ from harlab.environment import describe_environment, now_iso
 from harlab.errors import DataError
 from harlab.files import atomic_directory, atomic_write_json, sha256_file, umask
 from harlab.models.registry import create_model
+from harlab.training.loop import to_tensor
 
 FORMAT = 1
 WEIGHTS, MANIFEST = "model.safetensors", "manifest.json"
@@ -58,10 +59,7 @@ class Bundle:
 
     def prepare(self, X: np.ndarray) -> torch.Tensor:
         """Raw windows [n, time, channels] → the model's standardized [n, channels, time] tensor."""
-        from harlab.training.loop import to_tensor
-
-        standardizer = self.standardizer
-        return to_tensor(standardizer.apply(X) if standardizer else X.astype(np.float32))
+        return to_tensor(X, self.standardizer)
 
 
 def save_bundle(directory: Path, model: nn.Module, *, model_name: str, hyperparameters: dict[str, Any],

@@ -159,19 +159,20 @@ class PreparedData:
     standardizer: Standardizer | None
 
 
+def hold_out_validation(train: WindowSet, fraction: float, seed: int) -> tuple[WindowSet, WindowSet, list[int]]:
+    """(windows to fit on, validation windows, validation subjects): `holdout_subjects` applied to `train`."""
+    held_out = holdout_subjects(train, fraction, seed)
+    is_validation = np.isin(train.subject, held_out)
+    return train.select(~is_validation), train.select(is_validation), held_out
+
+
 def prepare(train: WindowSet, test: WindowSet, config: RepeatConfig, seed: int) -> PreparedData:
     """Hold out validation subjects, fit the standardizer on what is left, and convert everything to tensors."""
-    held_out = holdout_subjects(train, config.train_config().validation_split, seed)
-    is_validation = np.isin(train.subject, held_out)
-    fit_part, validation = train.select(~is_validation), train.select(is_validation)
+    fit_part, validation, held_out = hold_out_validation(train, config.train_config().validation_split, seed)
     standardizer = Standardizer.fit(fit_part) if config.standardize else None
-
-    def tensor(part: WindowSet) -> torch.Tensor:
-        return to_tensor(standardizer.apply(part.X) if standardizer else part.X)
-
-    return PreparedData(tensor(fit_part), torch.from_numpy(fit_part.y),
-                        (tensor(validation), torch.from_numpy(validation.y)) if held_out else None,
-                        tensor(test), held_out, standardizer)
+    return PreparedData(to_tensor(fit_part.X, standardizer), torch.from_numpy(fit_part.y),
+                        (to_tensor(validation.X, standardizer), torch.from_numpy(validation.y)) if held_out else None,
+                        to_tensor(test.X, standardizer), held_out, standardizer)
 
 
 class RunTrainer:

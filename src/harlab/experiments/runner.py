@@ -11,8 +11,8 @@ from harlab.environment import describe_environment, now_iso
 from harlab.experiments.backends import Backend, LocalBackend
 from harlab.experiments.repeats import RunResult, RunTrainer, split_record
 from harlab.experiments.spec import Configuration, ExperimentSpec
-from harlab.experiments.splits import OWN_SPLIT, Fold, folds
-from harlab.experiments.store import ResultsStore
+from harlab.experiments.splits import folds
+from harlab.experiments.store import ResultsStore, run_place
 from harlab.reports.plots import channel_histograms, save_figure
 
 CHANNELS_FIGURE = "channels.png"
@@ -44,19 +44,13 @@ def run_experiment(spec: ExperimentSpec, data: WindowSet, out: Path, shared: Seq
     """
     configurations = spec.configurations()
     fold_lists = {c.label: folds(data, c.config.split) for c in configurations}
-    current: list[RunTrainer] = []
-
-    def trainer(fold: Fold) -> RunTrainer:  # one fold's tensors in memory at a time
-        if not current or current[0].fold != fold:
-            current[:] = [RunTrainer(data, fold)]
-        return current[0]
-
+    first = RunTrainer(data, fold_lists[configurations[0].label][0])
     for configuration in configurations:
-        trainer(fold_lists[configuration.label][0]).check(configuration.config)
+        first.check(configuration.config)
     store = ResultsStore.open(out, spec, split_record(data, spec.split), describe_environment())
     if not (out / CHANNELS_FIGURE).exists():
-        train = trainer(fold_lists[configurations[0].label][0]).train
-        save_figure(channel_histograms(train), out / CHANNELS_FIGURE, out / "channels.svg")
+        save_figure(channel_histograms(first.train), out / CHANNELS_FIGURE, out / "channels.svg")
+    del first  # the backend prepares the folds it trains on
     finished = store.finished()
     dataset = store.dataset()
     elsewhere = {}
@@ -64,8 +58,7 @@ def run_experiment(spec: ExperimentSpec, data: WindowSet, out: Path, shared: Seq
         if other.directory != out and other.dataset() == dataset:
             for row in other.rows():
                 if "copied_from" not in row:
-                    place = (row["key"], row.get("fold", OWN_SPLIT.name), row["repeat"])
-                    elsewhere[place] = {**row, "copied_from": other.spec()["name"]}
+                    elsewhere[run_place(row)] = {**row, "copied_from": other.spec()["name"]}
     plan = [(c, fold, repeat) for c in configurations for fold in fold_lists[c.label]
             for repeat in range(1, spec.repeats + 1)]
     epochs = {c.label: c.config.train_config().epochs for c in configurations}
@@ -86,7 +79,6 @@ def run_experiment(spec: ExperimentSpec, data: WindowSet, out: Path, shared: Seq
             on_epoch()
         store.append(row)
         on_run(configuration, run)
-    current.clear()  # the backend prepares the folds it trains on
     for (configuration, _, _), run in (backend or LocalBackend()).train(data, missing, on_epoch):
         store.append({"key": configuration.config.key(), "label": configuration.label, "swept": configuration.swept,
                       "config": configuration.config.model_dump(mode="json"), **asdict(run), "finished": now_iso()})

@@ -20,6 +20,12 @@ from harlab.files import atomic_write_json
 SPEC_FILE, ENVIRONMENT_FILE, RUNS_FILE, DATASET_FILE = "spec.json", "environment.json", "runs.jsonl", "dataset.json"
 
 
+def run_place(row: dict[str, Any]) -> tuple[str, str, int]:
+    """Which run a stored row is: (configuration key, fold, repeat); rows written before folds existed belong
+    to the dataset's own (fixed) split."""
+    return row["key"], row.get("fold", "fixed"), row["repeat"]
+
+
 class ResultsStore:
     """One experiment's folder: spec.json, dataset.json, environment.json, runs.jsonl."""
 
@@ -94,8 +100,8 @@ class ResultsStore:
         return rows
 
     def finished(self) -> set[tuple[str, str, int]]:
-        """(configuration key, fold, repeat) of every finished run; rows without a fold are the fixed split's."""
-        return {(row["key"], row.get("fold", "fixed"), row["repeat"]) for row in self.rows()}
+        """(configuration key, fold, repeat) of every finished run."""
+        return {run_place(row) for row in self.rows()}
 
     def append(self, row: dict[str, Any]) -> None:
         """Add one finished run, durably: written, flushed and fsynced before this returns."""

@@ -30,7 +30,7 @@ from harlab.data.windowset import WindowSet
 from harlab.environment import describe_environment, now_iso
 from harlab.errors import HarlabError
 from harlab.evaluation.statistics import Summary, describe
-from harlab.experiments.repeats import RunResult, holdout_subjects, same_configuration, split_record
+from harlab.experiments.repeats import RunResult, hold_out_validation, same_configuration, split_record
 from harlab.experiments.runner import run_experiment
 from harlab.experiments.spec import RUN_SETTINGS, ExperimentSpec, SearchDimension, load_spec, parse_spec
 from harlab.experiments.splits import folds
@@ -80,12 +80,11 @@ def search_data(spec: ExperimentSpec, data: WindowSet) -> SearchData:
     train, _ = splits[0].apply(data)
     fraction = spec.validation_split or DEFAULT_VALIDATION_SPLIT
     try:
-        held_out = holdout_subjects(train, fraction, spec.seed)
+        fit_part, validation, held_out = hold_out_validation(train, fraction, spec.seed)
     except HarlabError:
         raise HarlabError(f"harlab tune validates on held-out training subjects; {data.provenance.dataset}'s "
                           f"training split has {len(np.unique(train.subject))}, at least 2 are needed") from None
-    is_validation = np.isin(train.subject, held_out)
-    return SearchData(train.select(~is_validation), train.select(is_validation), held_out, fraction)
+    return SearchData(fit_part, validation, held_out, fraction)
 
 
 def fixed_spec_data(spec: ExperimentSpec, params: dict[str, Any]) -> dict[str, Any]:
@@ -165,12 +164,8 @@ class Objective:
         if standardize not in self._tensors:
             fit_part, validation = self.parts.fit, self.parts.validation
             standardizer = Standardizer.fit(fit_part) if standardize else None
-
-            def tensor(part: WindowSet) -> torch.Tensor:
-                return to_tensor(standardizer.apply(part.X) if standardizer else part.X)
-
-            self._tensors[standardize] = (tensor(fit_part), torch.from_numpy(fit_part.y),
-                                          (tensor(validation), torch.from_numpy(validation.y)))
+            self._tensors[standardize] = (to_tensor(fit_part.X, standardizer), torch.from_numpy(fit_part.y),
+                                          (to_tensor(validation.X, standardizer), torch.from_numpy(validation.y)))
         return self._tensors[standardize]
 
     def __call__(self, trial: optuna.Trial) -> float:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from harlab.data.transforms import Standardizer
 from harlab.models.layers import apply_constraints, regularization_loss
 from harlab.training.seeding import seed_everything
 
@@ -54,8 +55,11 @@ class History:
         return curves
 
 
-def to_tensor(X: np.ndarray) -> torch.Tensor:
-    """Windows [samples, time, channels] (the files' layout) → contiguous [samples, channels, time]."""
+def to_tensor(X: np.ndarray, standardizer: Standardizer | None = None) -> torch.Tensor:
+    """Windows [samples, time, channels] (the files' layout), standardized when a standardizer is given →
+    contiguous float32 [samples, channels, time]."""
+    if standardizer is not None:
+        X = standardizer.apply(X)
     return torch.from_numpy(np.ascontiguousarray(X.transpose(0, 2, 1), dtype=np.float32))
 
 
