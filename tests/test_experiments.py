@@ -60,6 +60,20 @@ def test_grid_product_and_labels() -> None:
     assert last.epochs == 2
 
 
+def test_variants_follow_the_grid_with_their_own_hyperparameters() -> None:
+    spec = parse_spec({"name": "x", "standardize": True, "grid": {"model": ["cnn", "lstm"]},
+                       "variants": [{"model": "cnn", "filters": 8, "augment": ["jitter"]}]}, "x.yaml")
+    labels = [c.label for c in spec.configurations()]
+    assert labels == ["model=cnn", "model=lstm", "model=cnn, filters=8, augment=['jitter']"]
+    variant = spec.configurations()[-1].config
+    assert variant.standardize and variant.hyperparameters["filters"] == 8 and variant.augment == ("jitter",)
+    assert [c.label for c in parse_spec({"name": "x", "variants": [{"epochs": 2}]}, "x").configurations()] == [
+        "epochs=2"]
+    assert "variants" not in parse_spec({"name": "x"}, "x").model_dump()  # stored specs of before still match
+    with pytest.raises(HarlabError, match="configuration model=lstm, filters=8: model 'lstm' has no hyperpar"):
+        parse_spec({"name": "x", "variants": [{"model": "lstm", "filters": 8}]}, "x.yaml").configurations()
+
+
 def test_yaml_and_toml_specs_are_equivalent(tmp_path: Path) -> None:
     (tmp_path / "a.toml").write_text('name = "a"\nmodel = "lstm"\nrepeats = 3\n[grid]\nunits = [50, 100]\n')
     (tmp_path / "a.yaml").write_text("name: a\nmodel: lstm\nrepeats: 3\ngrid:\n  units: [50, 100]\n")

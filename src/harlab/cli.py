@@ -277,6 +277,15 @@ def train(
         min=0, metavar="PATIENCE", help="Stop when the validation loss has not improved for PATIENCE epochs and "
         "restore the best epoch; validation subjects come from the training subjects (--validation-split, "
         "default 0.2).")] = None,
+    schedule: Annotated[str | None, typer.Option(help="Learning rate: constant, cosine (annealed to 0) or plateau "
+                                                 "(halved when the loss stalls); default: the model's.")] = None,
+    weight_decay: Annotated[float | None, typer.Option(min=0, help="AdamW's decoupled weight decay (default: "
+                                                       "the model's).")] = None,
+    label_smoothing: Annotated[float | None, typer.Option(min=0, max=0.99, help="Label smoothing of the loss "
+                                                          "(default: the model's).")] = None,
+    augment: Annotated[str | None, typer.Option(help="Comma-separated augmentations of training batches: jitter, "
+                                                "scaling, time_warp, rotation; 'none' for none; default: the "
+                                                "model's.")] = None,
     cv: Annotated[str, typer.Option(help="Subject-wise split: fixed (the dataset's own), holdout, kfold or "
                                     "loso (leave one subject out).")] = "fixed",
     folds: Annotated[int, typer.Option(min=2, help="Folds for --cv kfold.")] = 5,
@@ -294,10 +303,13 @@ def train(
     threads: Threads = None,
 ) -> None:
     """Train a model `repeats` times with different seeds and report test accuracy as mean ± std."""
+    from pydantic import ValidationError
+
     from harlab.data.datasets import load_tutorial_dataset
     from harlab.deploy.bundle import save_run_bundle
     from harlab.evaluation.metrics import classification_report_lines
     from harlab.experiments.repeats import RepeatConfig, RunResult, run_repeats
+    from harlab.experiments.spec import one_line
     from harlab.experiments.splits import SplitKind, SplitSpec
     from harlab.models.registry import get_entry
 
@@ -308,10 +320,15 @@ def train(
         patience = early_stopping
         if validation_split is None and not get_entry(model).validation_split:
             validation_split = 0.2
-    config = RepeatConfig(model=model, hyperparameters=_parse_params(param),
-                          standardize=standardize, epochs=epochs, batch_size=batch_size,
-                          validation_split=validation_split, patience=patience, repeats=repeats, seed=seed,
-                          split=SplitSpec(kind=cv, folds=folds, test_fraction=test_fraction, seed=seed))
+    try:
+        config = RepeatConfig(
+            model=model, hyperparameters=_parse_params(param), standardize=standardize, epochs=epochs,
+            batch_size=batch_size, validation_split=validation_split, patience=patience, schedule=schedule,
+            weight_decay=weight_decay, label_smoothing=label_smoothing,
+            augment=None if augment is None else [a for a in augment.split(",") if a not in ("", "none")],
+            repeats=repeats, seed=seed, split=SplitSpec(kind=cv, folds=folds, test_fraction=test_fraction, seed=seed))
+    except ValidationError as exc:
+        raise HarlabError(f"harlab train: {one_line(exc)}") from None
     train_config = config.train_config()
     data = load_tutorial_dataset(dataset, data_dir, **_dataset_options(window, step, transitions))
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -383,7 +400,7 @@ def _run_experiment(spec: Any, data: Any, out: Path, shared: Sequence[Any] = (),
 
 def _report_experiment(out: Path) -> Path:
     from harlab.experiments.store import ResultsStore
-    from harlab.reports.analysis import analyze, comparison_lines, summary_lines
+    from harlab.reports.analysis import analyze, comparison_lines, ranking_lines, summary_lines
     from harlab.reports.html import experiment_report
 
     result = analyze(ResultsStore(out))
@@ -391,6 +408,8 @@ def _report_experiment(out: Path) -> Path:
         print(line)
     for line in comparison_lines(result):
         print("  " + line)
+    for line in ranking_lines(result):
+        print(line)
     report = experiment_report(result, out)
     say(f"{result.finished} of {result.planned} runs; report: {report}")
     return report

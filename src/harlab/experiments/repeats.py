@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -23,8 +24,19 @@ from harlab.evaluation.metrics import score
 from harlab.evaluation.statistics import describe
 from harlab.experiments.splits import OWN_SPLIT, Fold, SplitSpec, folds
 from harlab.files import atomic_write_json
-from harlab.models.registry import count_parameters, create_model, get_entry, validate_hyperparameters
+from harlab.models.registry import (
+    Augmentation,
+    Schedule,
+    count_parameters,
+    create_model,
+    get_entry,
+    validate_hyperparameters,
+)
+from harlab.training.augment import Augmenter
 from harlab.training.loop import TrainConfig, fit, predict, to_tensor
+
+# Settings added after results were first recorded: left out of dumps while unset, so older records still match.
+LATER_SETTINGS = ("schedule", "weight_decay", "label_smoothing", "augment")
 
 
 class RunSettings(BaseModel):
@@ -39,14 +51,22 @@ class RunSettings(BaseModel):
     learning_rate: float = Field(default=1e-3, gt=0)
     validation_split: float | None = Field(default=None, ge=0, lt=1)
     patience: int | None = Field(default=None, ge=0)
+    schedule: Schedule | None = None
+    weight_decay: float | None = Field(default=None, ge=0)
+    label_smoothing: float | None = Field(default=None, ge=0, lt=1)
+    augment: tuple[Augmentation, ...] | None = None
     split: SplitSpec = Field(default_factory=SplitSpec)
 
     @model_serializer(mode="wrap")
     def _omit_default_split(self, handler: Any) -> dict[str, Any]:
-        """The dataset's own split is left out of dumps, so records made before splits existed still match."""
+        """The dataset's own split and unset later settings are left out of dumps, so records made before they
+        existed still match."""
         data = handler(self)
         if self.split.is_default():
             data.pop("split", None)
+        for name in LATER_SETTINGS:
+            if data.get(name) is None:
+                data.pop(name, None)
         return data
 
 
@@ -64,13 +84,15 @@ class RepeatConfig(RunSettings):
         return validate_hyperparameters(info.data["model"], value) if "model" in info.data else value
 
     def train_config(self) -> TrainConfig:
-        """The model's tutorial training settings with this configuration's overrides; a validation split of
-        0 turns early stopping off."""
+        """The model's own training settings with this configuration's overrides; a validation split of 0 turns
+        early stopping off."""
         entry = get_entry(self.model)
         split = entry.validation_split if self.validation_split is None else self.validation_split
         patience = (entry.patience if self.patience is None else self.patience) if split > 0 else None
         return TrainConfig(self.epochs or entry.epochs, self.batch_size or entry.batch_size, self.learning_rate,
-                           split, patience)
+                           split, patience, _given(self.schedule, entry.schedule),
+                           _given(self.weight_decay, entry.weight_decay),
+                           _given(self.label_smoothing, entry.label_smoothing), _given(self.augment, entry.augment))
 
     def key(self) -> str:
         """A short stable id of what this configuration trains (the number of repeats aside)."""
@@ -82,9 +104,13 @@ class RepeatConfig(RunSettings):
         return self.seed + repeat - 1
 
 
+def _given(value: Any, default: Any) -> Any:
+    return default if value is None else value
+
+
 @dataclass
 class RunResult:
-    """One finished run: its seed, test scores, per-epoch history and fit time."""
+    """One finished run: its seed, test scores, per-epoch history, fit time and test-set inference speed."""
 
     repeat: int
     seed: int
@@ -99,6 +125,7 @@ class RunResult:
     parameters: int
     standardization: dict[str, list[float]] | None
     fold: str = "fixed"
+    inference_windows_per_second: float | None = None
 
 
 def summarize(accuracies: list[float]) -> dict[str, float]:
@@ -157,6 +184,7 @@ class PreparedData:
     X_test: torch.Tensor
     validation_subjects: list[int]
     standardizer: Standardizer | None
+    augment: Augmenter | None
 
 
 def hold_out_validation(train: WindowSet, fraction: float, seed: int) -> tuple[WindowSet, WindowSet, list[int]]:
@@ -168,11 +196,13 @@ def hold_out_validation(train: WindowSet, fraction: float, seed: int) -> tuple[W
 
 def prepare(train: WindowSet, test: WindowSet, config: RepeatConfig, seed: int) -> PreparedData:
     """Hold out validation subjects, fit the standardizer on what is left, and convert everything to tensors."""
-    fit_part, validation, held_out = hold_out_validation(train, config.train_config().validation_split, seed)
+    train_config = config.train_config()
+    fit_part, validation, held_out = hold_out_validation(train, train_config.validation_split, seed)
     standardizer = Standardizer.fit(fit_part) if config.standardize else None
+    augment = Augmenter.fit(train_config.augment, fit_part, config.standardize)
     return PreparedData(to_tensor(fit_part.X, standardizer), torch.from_numpy(fit_part.y),
                         (to_tensor(validation.X, standardizer), torch.from_numpy(validation.y)) if held_out else None,
-                        to_tensor(test.X, standardizer), held_out, standardizer)
+                        to_tensor(test.X, standardizer), held_out, standardizer, augment)
 
 
 class RunTrainer:
@@ -211,14 +241,18 @@ class RunTrainer:
         data = self.data
         model = create_model(config.model, data.X.shape[2], data.window, len(data.classes), **config.hyperparameters)
         history = fit(model, prepared.X_fit, prepared.y_fit, train_config, seed,
-                      on_epoch=lambda *_: on_epoch(), validation=prepared.validation)
+                      on_epoch=lambda *_: on_epoch(), validation=prepared.validation, augment=prepared.augment)
         for _ in range(train_config.epochs - len(history.loss)):  # epochs early stopping skipped
             on_epoch()
-        scores = score(self.test.y, predict(model, prepared.X_test), data.classes)
+        start = time.perf_counter()
+        predicted = predict(model, prepared.X_test)
+        windows_per_second = len(prepared.X_test) / (time.perf_counter() - start)
+        scores = score(self.test.y, predicted, data.classes)
         result = RunResult(repeat, seed, scores.accuracy, scores.macro_f1, scores.per_class, scores.confusion,
                            history.as_dict(), history.best_epoch, prepared.validation_subjects,
                            history.fit_seconds, count_parameters(model),
-                           prepared.standardizer.to_dict() if prepared.standardizer else None, self.fold.name)
+                           prepared.standardizer.to_dict() if prepared.standardizer else None, self.fold.name,
+                           windows_per_second)
         if on_model is not None:
             on_model(result, model, prepared)
         return result

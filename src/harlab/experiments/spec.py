@@ -100,8 +100,10 @@ class Configuration(BaseModel):
 
 class ExperimentSpec(RunSettings):
     """What to run. Fixed settings apply to every configuration; `grid` sweeps any run setting or model
-    hyperparameter over a list of values (the product of all lists when several are swept). `search` (for
-    `harlab tune`) gives ranges or choices of run settings, hyperparameters or the model instead."""
+    hyperparameter over a list of values (the product of all lists when several are swept); `variants` adds
+    configurations one by one after the grid's, each a table of settings and hyperparameters (for instance a
+    model with its own hyperparameters beside a grid of models). `search` (for `harlab tune`) gives ranges or
+    choices of run settings, hyperparameters or the model instead."""
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     description: str = ""
@@ -109,6 +111,7 @@ class ExperimentSpec(RunSettings):
     dataset_options: dict[str, Any] = Field(default_factory=dict)
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
+    variants: list[dict[str, Any]] = Field(default_factory=list)
     repeats: int = Field(default=10, ge=1)
     seed: int = Field(default=0, ge=0)
     tutorial: TutorialReference = Field(default_factory=TutorialReference)
@@ -116,10 +119,11 @@ class ExperimentSpec(RunSettings):
 
     @model_serializer(mode="wrap")
     def _omit_empty_search(self, handler: Any) -> dict[str, Any]:
-        """No search space, no `search` key: specs and records made before searches existed still match."""
+        """No search space or variants, no such key: specs and records made before they existed still match."""
         data = super()._omit_default_split(handler)
-        if not self.search:
-            data.pop("search", None)
+        for key in ("search", "variants"):
+            if not data.get(key):
+                data.pop(key, None)
         return data
 
     @field_validator("grid")
@@ -151,6 +155,8 @@ class ExperimentSpec(RunSettings):
         if self.search and self.grid:
             raise ValueError(f"search and grid cannot be combined; give grid.{next(iter(self.grid))} as search "
                              "choices")
+        if self.search and self.variants:
+            raise ValueError("search and variants cannot be combined; search one model's settings at a time")
         for key, dimension in self.search.items():
             if key in UNSEARCHABLE:
                 raise ValueError(f"search.{key}: cannot be searched; every trial is validated on the same subjects")
@@ -178,17 +184,18 @@ class ExperimentSpec(RunSettings):
                         for model in models:
                             validate_hyperparameters(model, {**self.hyperparameters, key: value})
                 except ValidationError as exc:
-                    raise ValueError(f"search.{key}: {_one_line(exc)}") from None
+                    raise ValueError(f"search.{key}: {one_line(exc)}") from None
                 except HarlabError as exc:
                     raise ValueError(f"search.{key}: {exc}") from None
         return self
 
     def configurations(self) -> list[Configuration]:
-        """Every configuration of the grid, in the grid's order, each validated (model and hyperparameters)."""
+        """Every configuration of the grid, in the grid's order, then the variants, each validated (model and
+        hyperparameters)."""
         keys = list(self.grid)
+        grid = [dict(zip(keys, values, strict=True)) for values in itertools.product(*(self.grid[k] for k in keys))]
         configurations = []
-        for values in itertools.product(*(self.grid[k] for k in keys)) if keys else [()]:
-            swept = dict(zip(keys, values, strict=True))
+        for swept in (grid if keys or not self.variants else []) + self.variants:
             fixed = {k: getattr(self, k) for k in RUN_SETTINGS}
             settings = {**fixed, **{k: v for k, v in swept.items() if k in RUN_SETTINGS}}
             hyperparameters = {**self.hyperparameters, **{k: v for k, v in swept.items() if k not in RUN_SETTINGS}}
@@ -197,7 +204,7 @@ class ExperimentSpec(RunSettings):
                 config = RepeatConfig(**settings, hyperparameters=hyperparameters, repeats=self.repeats,
                                       seed=self.seed)
             except ValidationError as exc:
-                raise HarlabError(f"spec {self.name!r}, configuration {label}: {_one_line(exc)}") from None
+                raise HarlabError(f"spec {self.name!r}, configuration {label}: {one_line(exc)}") from None
             except HarlabError as exc:
                 raise HarlabError(f"spec {self.name!r}, configuration {label}: {exc}") from None
             configurations.append(Configuration(label=label, swept=swept, config=config))
@@ -212,7 +219,7 @@ def _entry(key: str, model: Any) -> ModelEntry:
         raise ValueError(f"search.{key}: {exc}") from None
 
 
-def _one_line(exc: ValidationError) -> str:
+def one_line(exc: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'spec'}: {e['msg']}" +
                      (f" (got {e['input']!r})" if e["type"] != "missing" and not isinstance(e["input"], dict) else "")
                      for e in exc.errors())
@@ -224,7 +231,7 @@ def parse_spec(data: dict[str, Any], where: Path | str, overrides: dict[str, Any
         spec = ExperimentSpec(**{**data, **(overrides or {})})
         spec.configurations()
     except ValidationError as exc:
-        raise DataError(where, f"bad experiment spec: {_one_line(exc)}", "fix the named field") from None
+        raise DataError(where, f"bad experiment spec: {one_line(exc)}", "fix the named field") from None
     except HarlabError as exc:
         raise DataError(where, str(exc), "fix the spec") from None
     return spec

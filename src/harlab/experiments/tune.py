@@ -38,6 +38,7 @@ from harlab.experiments.store import SPEC_FILE, ResultsStore
 from harlab.files import atomic_write_bytes, atomic_write_json
 from harlab.models.registry import create_model
 from harlab.reports.html import HtmlReport, add_environment
+from harlab.training.augment import Augmenter
 from harlab.training.loop import History, fit, to_tensor
 
 if TYPE_CHECKING:
@@ -179,8 +180,9 @@ class Objective:
             X, y, validation = self.tensors(config.standardize)
             torch.manual_seed(config.seed)
             model = create_model(config.model, *self.shape, **config.hyperparameters)
+            augment = Augmenter.fit(train_config.augment, self.parts.fit, config.standardize)
             history = fit(model, X, y, train_config, config.seed, on_epoch=pruning_callback(trial),
-                          validation=validation)
+                          validation=validation, augment=augment)
         except optuna.TrialPruned:
             trial.set_user_attr("seconds", time.perf_counter() - start)
             raise

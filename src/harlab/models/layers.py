@@ -101,6 +101,17 @@ class Conv1D(nn.Module):
                 f"activation={o.activation}")
 
 
+class ConvBN(nn.Sequential):
+    """Conv1D(filters, kernel, stride) with `same` padding and no bias → BatchNorm → ReLU (left out with
+    `relu=False`): the unit of the residual and inception networks. An even kernel is padded one step more
+    after than before, as TensorFlow does, so PyTorch copies nothing and ONNX sees a plain Pad."""
+
+    def __init__(self, in_channels: int, filters: int, kernel_size: int, stride: int = 1, relu: bool = True):
+        options = ConvOptions(strides=stride, padding="same", activation="linear", use_bias=False)
+        super().__init__(Conv1D(in_channels, filters, kernel_size, options), nn.BatchNorm1d(filters),
+                         *([nn.ReLU()] if relu else []))
+
+
 class TimeMajorFlatten(nn.Module):
     """Keras's Flatten of [batch, time, channels], applied to [batch, channels, time]: dense weights map 1:1."""
 

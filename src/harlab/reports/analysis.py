@@ -1,4 +1,5 @@
-"""From a results store to what a report shows: per-configuration summaries, pairwise tests, median runs."""
+"""From a results store to what a report shows: per-configuration summaries, pairwise tests, a ranking with
+cost and Demšar's rank test, median runs."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from harlab.evaluation.statistics import Comparison, Summary, compare_all, describe
+from harlab.evaluation.statistics import Comparison, RankTest, Summary, compare_all, describe, rank_test
 from harlab.experiments.spec import ExperimentSpec
 from harlab.experiments.store import ResultsStore
 
@@ -22,6 +23,8 @@ class ConfigurationResult:
     macro_f1: float
     fit_seconds: float
     tutorial: float | None
+    parameters: int
+    inference_windows_per_second: float | None
 
     def accuracies(self) -> list[float]:
         return [row["accuracy"] * 100 for row in self.rows]
@@ -46,11 +49,16 @@ class ExperimentResult:
     environment: dict[str, Any]
     configurations: list[ConfigurationResult]
     comparisons: list[Comparison]
+    ranks: RankTest
     planned: int
 
     @property
     def finished(self) -> int:
         return sum(len(c.rows) for c in self.configurations)
+
+    def ranking(self) -> list[ConfigurationResult]:
+        """The configurations from the best mean accuracy down (ties keep the spec's order)."""
+        return sorted(self.configurations, key=lambda c: -c.summary.mean)
 
 
 def analyze(store: ResultsStore) -> ExperimentResult:
@@ -67,10 +75,19 @@ def analyze(store: ResultsStore) -> ExperimentResult:
             configuration.label, mine, describe([row["accuracy"] for row in mine]),
             float(np.mean([row["macro_f1"] for row in mine])) * 100,
             float(np.mean([row["fit_seconds"] for row in mine])),
-            spec.tutorial.accuracy.get(configuration.label)))
+            spec.tutorial.accuracy.get(configuration.label), mine[0]["parameters"], _mean_speed(mine)))
     comparisons = compare_all({c.label: [row["accuracy"] for row in c.rows] for c in results})
-    return ExperimentResult(spec.name, spec, store.dataset(), store.environment(), results, comparisons,
+    ranks = rank_test({c.label: {(row.get("fold", "fixed"), row["repeat"]): row["accuracy"] for row in c.rows}
+                       for c in results})
+    return ExperimentResult(spec.name, spec, store.dataset(), store.environment(), results, comparisons, ranks,
                             len(spec.configurations()) * spec.repeats)
+
+
+def _mean_speed(rows: list[dict[str, Any]]) -> float | None:
+    """Mean inference windows per second over the runs that measured it (rows before it existed lack it)."""
+    speeds = [row["inference_windows_per_second"] for row in rows
+              if row.get("inference_windows_per_second") is not None]
+    return float(np.mean(speeds)) if speeds else None
 
 
 def summary_lines(result: ExperimentResult) -> list[str]:
@@ -89,3 +106,35 @@ def comparison_lines(result: ExperimentResult) -> list[str]:
     """One line per pair of configurations: difference, Welch's p, Holm-corrected p, verdict."""
     return [f"{c.b} vs {c.a}: {c.difference:+.2f} points, Welch p={c.p:.3g}, Holm p={c.p_holm:.3g}: {c.verdict()}"
             for c in result.comparisons]
+
+
+def number(value: float | None, fmt: str = ",.0f") -> str:
+    """`value` formatted, or an em dash where it is unknown."""
+    return "—" if value is None else format(value, fmt)
+
+
+def ranking_lines(result: ExperimentResult) -> list[str]:
+    """The configurations ranked by mean accuracy with their cost, then Friedman's test and the Nemenyi critical
+    difference of the mean ranks over the repeats (nothing for a single configuration)."""
+    if len(result.configurations) < 2:
+        return []
+    ranks = result.ranks
+    lines = [f"ranking by mean accuracy (mean rank: ranked within each of {ranks.blocks} complete repeats, "
+             "1 = best):"]
+    for place, c in enumerate(result.ranking(), 1):
+        s = c.summary
+        ci = f"[{s.ci_low:.2f}, {s.ci_high:.2f}]" if s.ci_low is not None else "n/a"
+        lines.append(f"{place:>3}. {c.label}: {s.mean:.3f}% ± {s.std:.3f}  95% CI {ci}  macro-F1 {c.macro_f1:.2f}%  "
+                     f"fit {c.fit_seconds:.1f} s  {c.parameters:,} parameters  "
+                     f"inference {number(c.inference_windows_per_second)} windows/s  "
+                     f"mean rank {number(ranks.mean_ranks.get(c.label), '.2f')}")
+    return [*lines, rank_test_line(ranks)]
+
+
+def rank_test_line(ranks: RankTest) -> str:
+    """Friedman's p, the critical difference and the groups it cannot tell apart, in one sentence."""
+    if ranks.cd is None:
+        return "Friedman/Nemenyi: not testable (needs 3 or more configurations and 2 or more complete repeats)"
+    groups = "; ".join(" ~ ".join(group) for group in ranks.groups()) or "none"
+    return (f"Friedman p={ranks.friedman_p:.3g}; Nemenyi critical difference {ranks.cd:.2f} "
+            f"(α = {ranks.alpha}); not significantly different: {groups}")

@@ -12,9 +12,17 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from harlab.environment import now_iso
+from harlab.evaluation.statistics import Summary
 from harlab.files import atomic_write_bytes
-from harlab.reports.analysis import ExperimentResult
-from harlab.reports.plots import accuracy_boxplot, confusion_figure, figure_bytes, learning_curves
+from harlab.reports.analysis import ExperimentResult, number, rank_test_line
+from harlab.reports.plots import (
+    accuracy_boxplot,
+    confusion_figure,
+    cost_figure,
+    critical_difference_diagram,
+    figure_bytes,
+    learning_curves,
+)
 
 STYLE = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 1100px;
@@ -78,14 +86,16 @@ class HtmlReport:
         atomic_write_bytes(path, document.encode("utf-8"))
 
 
-def _ci(result_summary) -> str:
-    s = result_summary
+SIGNIFICANT = {True: "yes", False: "no", None: "n/a"}
+
+
+def _ci(s: Summary) -> str:
     return f"[{s.ci_low:.2f}, {s.ci_high:.2f}]" if s.ci_low is not None else "n/a"
 
 
 def add_experiment(report: HtmlReport, result: ExperimentResult, level: int = 2, channels: Path | None = None) -> None:
-    """Spec, summary with CIs, pairwise tests, boxplot, and per configuration the median run's confusion
-    matrix, per-class scores and learning curves."""
+    """Spec, summary with CIs, ranking with cost and rank test, pairwise tests, boxplot, and per configuration the
+    median run's confusion matrix, per-class scores and learning curves."""
     name = result.name
     sub = level + 1
     if level > 2:
@@ -113,11 +123,16 @@ def add_experiment(report: HtmlReport, result: ExperimentResult, level: int = 2,
     if result.spec.tutorial.trend:
         report.paragraph(f"The tutorial's finding: {result.spec.tutorial.trend}", "note")
 
+    if len(result.configurations) > 1:
+        add_ranking(report, result, sub)
+
     if result.comparisons:
         report.heading("Pairwise tests", f"{name}-comparisons", sub)
-        report.table(("pair", "difference (points)", "Welch p", "Holm p", "verdict (α = 0.05)"),
-                     [(f"{c.b} vs {c.a}", f"{c.difference:+.2f}", f"{c.p:.3g}", f"{c.p_holm:.3g}", c.verdict())
-                      for c in result.comparisons])
+        report.table(("pair", "difference (points)", "Welch p", "Holm p", "significant (Holm, α = 0.05)",
+                      "verdict"),
+                     [(f"{c.b} vs {c.a}", f"{c.difference:+.2f}", f"{c.p:.3g}", f"{c.p_holm:.3g}",
+                       SIGNIFICANT[c.significant()], c.verdict()) for c in result.comparisons],
+                     "Welch's t-test of every pair of configurations, p-values Holm-corrected for the number of pairs")
 
     report.heading("Accuracy per configuration", f"{name}-boxplot", sub)
     report.figure(accuracy_boxplot({c.label: c.accuracies() for c in result.configurations}, name,
@@ -147,6 +162,36 @@ def add_experiment(report: HtmlReport, result: ExperimentResult, level: int = 2,
     for i, c in enumerate(result.configurations):
         report.figure(learning_curves([row["history"] for row in c.rows], c.label), f"{name}-curves-{i}",
                       f"{c.label}: loss and accuracy per epoch of every run.")
+
+
+def add_ranking(report: HtmlReport, result: ExperimentResult, level: int) -> None:
+    """The configurations ranked by mean accuracy with their cost, Friedman's test and Nemenyi's critical
+    difference of the mean ranks over the repeats as a diagram, and (from three configurations on) accuracy
+    against training time."""
+    name, ranks = result.name, result.ranks
+    report.heading("Ranking", f"{name}-ranking", level)
+    report.table(("rank", "configuration", "accuracy % (mean ± std)", "95% CI", "macro-F1 %", "s per fit",
+                  "parameters", "inference windows/s", "mean rank over repeats"),
+                 [(place, c.label, f"{c.summary.mean:.3f} ± {c.summary.std:.3f}", _ci(c.summary), f"{c.macro_f1:.2f}",
+                   f"{c.fit_seconds:.1f}", f"{c.parameters:,}", number(c.inference_windows_per_second),
+                   number(ranks.mean_ranks.get(c.label), ".2f")) for place, c in enumerate(result.ranking(), 1)],
+                 "Configurations by mean test accuracy; mean rank: configurations ranked within each repeat "
+                 "(same seed), 1 = best")
+    report.paragraph(rank_test_line(ranks), "note")
+    if ranks.cd is not None:
+        report.figure(critical_difference_diagram(ranks.mean_ranks, ranks.cd, ranks.groups(), name),
+                      f"{name}-critical-difference", f"Critical-difference diagram: mean rank over {ranks.blocks} "
+                      f"repeats; configurations joined by a bar are not significantly different (Nemenyi, "
+                      f"α = {ranks.alpha}, CD = {ranks.cd:.2f}); meaningful where Friedman's test rejects equal "
+                      "ranks.")
+    if len(result.configurations) > 2:
+        report.figure(cost_figure({c.label: (c.fit_seconds, c.summary.mean, *_ci_ends(c.summary))
+                                   for c in result.configurations}, name),
+                      f"{name}-cost", "Mean test accuracy with its 95% CI against the mean training time per fit.")
+
+
+def _ci_ends(summary: Summary) -> tuple[float, float]:
+    return (summary.ci_low, summary.ci_high) if summary.ci_low is not None else (summary.mean, summary.mean)
 
 
 def add_environment(report: HtmlReport, environment: dict, anchor: str = "environment") -> None:

@@ -129,3 +129,49 @@ def timeline_figure(samples: pd.DataFrame, sampling_rate: float, segments: pd.Da
     axis.legend(bands, classes, loc="lower left", bbox_to_anchor=(1.0, 0.0), fontsize="small", title="activity")
     axis.set(xlabel="time (s)", ylabel="signal", title=title, xlim=(0, seconds[-1] if len(seconds) else 1))
     return figure
+
+
+def critical_difference_diagram(mean_ranks: dict[str, float], cd: float, groups: Sequence[Sequence[str]],
+                                title: str) -> plt.Figure:
+    """Demšar's critical-difference diagram: an axis of mean ranks (1, the best, on the left), each configuration
+    joined to its label (the better half on the left), the critical difference as a bar above the axis and a
+    thick bar under each group of configurations not significantly different."""
+    ordered = sorted(mean_ranks, key=mean_ranks.__getitem__)
+    k, half = len(ordered), (len(ordered) + 1) // 2
+    top = -0.25 - 0.15 * len(groups)
+    figure, ax = plt.subplots(figsize=(9, 1.4 + 0.32 * half + 0.12 * len(groups)))
+    ax.hlines(0, 1, k, color="black", lw=1)
+    for tick in range(1, k + 1):
+        ax.vlines(tick, 0, 0.08, color="black", lw=1)
+        ax.text(tick, 0.12, str(tick), ha="center", va="bottom", fontsize=8)
+    ax.plot([1, 1 + cd], [0.55, 0.55], color="black", lw=1.5, marker="|")
+    ax.text(1 + cd / 2, 0.62, f"CD = {cd:.2f}", ha="center", va="bottom", fontsize=8)
+    for i, label in enumerate(ordered):
+        left = i < half
+        y = top - 0.3 * (i if left else k - 1 - i)
+        end = 0.7 if left else k + 0.3
+        ax.plot([mean_ranks[label], mean_ranks[label], end], [0, y, y], color="black", lw=0.8)
+        ax.text(end + (-0.05 if left else 0.05), y, f"{label} ({mean_ranks[label]:.2f})", fontsize=8,
+                ha="right" if left else "left", va="center")
+    for j, group in enumerate(groups):
+        ranks = [mean_ranks[label] for label in group]
+        ax.plot([min(ranks) - 0.05, max(ranks) + 0.05], [-0.15 - 0.15 * j] * 2, color="tab:red", lw=4,
+                solid_capstyle="round")
+    ax.set(xlim=(0.7, k + 0.3), ylim=(top - 0.3 * half, 0.9))
+    ax.axis("off")
+    ax.set_title(title, fontsize=10)
+    return figure
+
+
+def cost_figure(points: dict[str, tuple[float, float, float, float]], title: str) -> plt.Figure:
+    """Accuracy against training cost, one point per configuration: `points` maps a label to (mean fit seconds,
+    mean accuracy %, lower and upper end of its 95 % CI, equal to the mean where unknown); log-scaled seconds."""
+    figure, ax = plt.subplots(figsize=(7, 4.5))
+    for label, (seconds, mean, low, high) in points.items():
+        ax.errorbar(seconds, mean, yerr=[[mean - low], [high - mean]], fmt="o", capsize=3, color="tab:blue")
+        ax.annotate(label, (seconds, mean), xytext=(5, 4), textcoords="offset points", fontsize=7)
+    ax.set_xscale("log")
+    ax.set(xlabel="training time per fit (s, log scale)", ylabel="test accuracy (%)")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    return figure

@@ -1,7 +1,10 @@
-"""The training loop: tensors resident in memory, Keras-equivalent Adam, per-epoch history, early stopping.
+"""The training loop: tensors resident in memory, Keras-equivalent Adam (decoupled weight decay optional),
+learning-rate schedules, label smoothing, augmentation, per-epoch history, early stopping.
 
 It knows nothing about a particular architecture: any module mapping [batch, channels, time] to logits.
 Layers may add loss terms or constrain their weights (see harlab.models.layers); the loop honours both.
+An ensemble may return its members' logits stacked [members, batch, classes] while training: each member
+then gets its own loss. A model that fits itself without gradients (`SelfFitting`) is handed the data.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
@@ -16,9 +20,20 @@ from torch import nn
 
 from harlab.data.transforms import Standardizer
 from harlab.models.layers import apply_constraints, regularization_loss
+from harlab.models.registry import Schedule
 from harlab.training.seeding import seed_everything
 
 KERAS_ADAM_EPS = 1e-7
+PLATEAU_FACTOR, PLATEAU_PATIENCE = 0.5, 3  # halve the learning rate after 3 epochs without improvement
+
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+
+@runtime_checkable
+class SelfFitting(Protocol):
+    """A model fitted in closed form (e.g. random features and a ridge classifier), not by gradient descent."""
+
+    def fit_windows(self, X: torch.Tensor, y: torch.Tensor, seed: int) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -27,7 +42,9 @@ class TrainConfig:
 
     With `patience`, training stops once the validation loss has not improved for that many epochs and the
     weights of the best epoch are restored. `validation_split` is the fraction of training subjects the
-    experiment runner holds out for that validation set.
+    experiment runner holds out for that validation set. `schedule` is constant, cosine (annealed to zero over
+    the planned steps) or plateau (halved when the validation loss, or without validation the training loss,
+    stalls). `augment` names the augmentations the runner applies (see harlab.training.augment).
     """
 
     epochs: int
@@ -35,6 +52,10 @@ class TrainConfig:
     learning_rate: float = 1e-3
     validation_split: float = 0.0
     patience: int | None = None
+    schedule: Schedule = "constant"
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.0
+    augment: tuple[str, ...] = ()
 
 
 @dataclass
@@ -68,19 +89,55 @@ def _with_penalty(loss: torch.Tensor, model: nn.Module) -> torch.Tensor:
     return loss if penalty is None else loss + penalty
 
 
+def _member_loss(loss_fn: nn.Module, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    if logits.dim() == 3:  # an ensemble's members, each with its own loss
+        return loss_fn(logits.flatten(0, 1), y.repeat(len(logits)))
+    return loss_fn(logits, y)
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
+               ) -> torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau | None:
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs * steps_per_epoch)
+    if config.schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=PLATEAU_FACTOR, patience=PLATEAU_PATIENCE)
+    return None
+
+
+def _fit_self(model: SelfFitting, X: torch.Tensor, y: torch.Tensor, seed: int,
+              validation: tuple[torch.Tensor, torch.Tensor] | None) -> History:
+    seed_everything(seed)
+    start = time.perf_counter()
+    model.fit_windows(X, y, seed)
+    fit_seconds = time.perf_counter() - start
+    loss, accuracy = evaluate(model, X, y)
+    history = History(loss=[loss], accuracy=[accuracy], fit_seconds=fit_seconds)
+    if validation is not None:
+        val_loss, val_accuracy = evaluate(model, *validation)
+        history.val_loss, history.val_accuracy = [val_loss], [val_accuracy]
+    return history
+
+
 def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor, config: TrainConfig, seed: int,
         on_epoch: Callable[[int, History], None] | None = None,
-        validation: tuple[torch.Tensor, torch.Tensor] | None = None) -> History:
+        validation: tuple[torch.Tensor, torch.Tensor] | None = None, augment: Augment | None = None) -> History:
     """Train `model` in place on X [n, channels, time], y [n]; reshuffle every epoch, keep the last batch.
 
     With `validation` (X, y), record its loss and accuracy after every epoch and, when the config has a
-    patience, stop early and restore the best epoch's weights.
+    patience, stop early and restore the best epoch's weights. `augment` changes each training batch.
     """
     if config.patience is not None and validation is None:
         raise ValueError("early stopping (patience) needs a validation set")
+    if isinstance(model, SelfFitting):
+        history = _fit_self(model, X, y, seed, validation)
+        if on_epoch is not None:
+            on_epoch(1, history)
+        return history
     generator = seed_everything(seed)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, eps=KERAS_ADAM_EPS)
-    loss_fn = nn.CrossEntropyLoss()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, eps=KERAS_ADAM_EPS,
+                                  weight_decay=config.weight_decay)
+    scheduler = _scheduler(optimizer, config, -(-len(X) // config.batch_size))
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     history = History()
     best_state: dict[str, torch.Tensor] | None = None
     start = time.perf_counter()
@@ -92,20 +149,27 @@ def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor, config: TrainConfig,
         for first in range(0, n, config.batch_size):
             idx = order[first:first + config.batch_size]
             xb, yb = X[idx], y[idx]
+            if augment is not None:
+                xb = augment(xb, generator)
             optimizer.zero_grad(set_to_none=True)
             logits = model(xb)
-            loss = _with_penalty(loss_fn(logits, yb), model)
+            loss = _with_penalty(_member_loss(loss_fn, logits, yb), model)
             loss.backward()
             optimizer.step()
             apply_constraints(model)
+            if isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
+                scheduler.step()
             total_loss += loss.item() * len(idx)
-            correct += int((logits.argmax(1) == yb).sum())
+            votes = logits.softmax(-1).mean(0) if logits.dim() == 3 else logits
+            correct += int((votes.argmax(1) == yb).sum())
         history.loss.append(total_loss / n)
         history.accuracy.append(correct / n)
         if validation is not None:
             val_loss, val_accuracy = evaluate(model, *validation)
             history.val_loss.append(val_loss)
             history.val_accuracy.append(val_accuracy)
+        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            scheduler.step((history.val_loss or history.loss)[-1])
         if on_epoch is not None:
             on_epoch(epoch, history)
         if config.patience is not None:
