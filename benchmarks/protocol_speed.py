@@ -9,8 +9,9 @@ Usage:
 
 --run times a whole `harlab reproduce` (wall clock, into a fresh --out) and then reads it; --results reads a
 finished one. An experiment's seconds are the fit times of all its runs, those it shares with another
-experiment included (what it would cost alone); the total counts every distinct fit once. Prints a Markdown
-table and one JSON line; numbers are printed, never asserted.
+experiment included (what it would cost alone); the total counts every distinct fit once, with its training
+FLOPs and the sustained GFLOP/s a 5× speed-up over Keras would take. Prints a Markdown table and one JSON line;
+numbers are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def fit_flops(row: dict[str, Any], dataset: dict[str, Any], cache: dict[str, int
 def analyze(root: Path, keras: dict[str, Any] | None) -> dict[str, Any]:
     keras_by_name = {e["experiment"]: e for e in keras["experiments"]} if keras else {}
     cache: dict[str, int] = {}
-    experiments, distinct_seconds = [], 0.0
+    experiments, distinct_seconds, distinct_flops = [], 0.0, 0.0
     order = [spec.name for spec in tutorial_specs()]
     folders = [p for p in root.iterdir() if (p / "runs.jsonl").exists()]
     folders.sort(key=lambda p: (order.index(p.name) if p.name in order else len(order), p.name))
@@ -56,6 +57,7 @@ def analyze(root: Path, keras: dict[str, Any] | None) -> dict[str, Any]:
         seconds = sum(r["fit_seconds"] for r in rows)
         distinct_seconds += sum(r["fit_seconds"] for r in rows if "copied_from" not in r)
         flops = sum(fit_flops(r, dataset, cache) for r in rows)
+        distinct_flops += sum(fit_flops(r, dataset, cache) for r in rows if "copied_from" not in r)
         accuracy = {label: round(100 * float(np.mean([r["accuracy"] for r in rows if r["label"] == label])), 2)
                     for label in dict.fromkeys(r["label"] for r in rows)}
         entry = {"experiment": name, "runs": len(rows), "harlab_s": round(seconds, 1),
@@ -65,8 +67,12 @@ def analyze(root: Path, keras: dict[str, Any] | None) -> dict[str, Any]:
             entry |= {"keras_s": k["protocol_s"], "ratio": round(k["protocol_s"] / seconds, 2),
                       "keras_accuracy": {c["label"]: c["mean"] for c in k["configurations"]}}
         experiments.append(entry)
-    return {"experiments": experiments, "harlab_distinct_fit_s": round(distinct_seconds, 1),
-            "keras_s": keras["protocol_s"] if keras else None}
+    summary = {"experiments": experiments, "harlab_distinct_fit_s": round(distinct_seconds, 1),
+               "distinct_training_tflop": round(distinct_flops / 1e12, 1),
+               "keras_s": keras["protocol_s"] if keras else None}
+    if keras:  # the sustained rate the whole protocol would need to run 5× as fast as Keras
+        summary["gflop_per_s_for_5x"] = round(distinct_flops / (keras["protocol_s"] / 5) / 1e9)
+    return summary
 
 
 def markdown(summary: dict[str, Any]) -> str:
@@ -77,6 +83,11 @@ def markdown(summary: dict[str, Any]) -> str:
         theirs = ", ".join(f"{label} {acc}" for label, acc in e.get("keras_accuracy", {}).items())
         lines.append(f"| {e['experiment']} | {e['runs']} | {e.get('keras_s', '—')} | {e['harlab_s']} | "
                      f"{e.get('ratio', '—')} | {e['gflop_per_s']} | {ours} | {theirs or '—'} |")
+    lines.append(f"\nDistinct fits: {summary['harlab_distinct_fit_s']} s, "
+                 f"{summary['distinct_training_tflop']} TFLOP of training.")
+    if "gflop_per_s_for_5x" in summary:
+        lines.append(f"5× Keras's {summary['keras_s']} s needs {summary['gflop_per_s_for_5x']} GFLOP/s sustained over "
+                     "the whole protocol.")
     return "\n".join(lines)
 
 

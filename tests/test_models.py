@@ -32,8 +32,8 @@ from harlab.training.loop import TrainConfig, evaluate, fit
 MODELS = ["cnn", "multihead_cnn", "lstm", "cnn_lstm", "convlstm", "wisdm_cnn"]
 
 
-def test_every_tutorial_model_is_registered() -> None:
-    assert model_names() == sorted(MODELS)
+def test_every_tutorial_and_modern_model_is_registered() -> None:
+    assert model_names() == sorted([*MODELS, "resnet1d", "inceptiontime", "conv_transformer", "minirocket"])
 
 
 # --- parameter counts, as Keras's model.summary() reports them -------------------------------------------

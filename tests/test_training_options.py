@@ -203,3 +203,31 @@ def test_train_command_takes_the_options_and_rejects_bad_ones_in_one_line(shared
     training = json.loads(out.read_text())["training"]
     assert (training["schedule"], training["weight_decay"], training["label_smoothing"], training["augment"]) == (
         "cosine", 0.01, 0.1, ["rotation", "time_warp"])
+
+
+def test_a_self_fitting_model_gets_one_augmented_copy_per_further_epoch() -> None:
+    class Recorder(torch.nn.Module):
+        """Fits nothing; keeps what it was handed."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = torch.nn.Linear(9 * 32, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.head(x.flatten(1))
+
+        def fit_windows(self, X: torch.Tensor, y: torch.Tensor, seed: int) -> None:
+            self.seen = (X, y)
+
+    data = synthetic_windows([1, 2], per_subject=8)
+    X, y = to_tensor(data.X), torch.from_numpy(data.y)
+    augment = Augmenter(("jitter",), data.channels, np.zeros(9), np.ones(9), False)
+    for epochs, augmenter, copies in [(3, augment, 3), (3, None, 1), (1, augment, 1)]:
+        model = Recorder()
+        history = fit(model, X, y, TrainConfig(epochs, 8), 0, augment=augmenter)
+        seen_X, seen_y = model.seen
+        assert len(seen_X) == copies * len(X) and torch.equal(seen_y, y.repeat(copies))
+        assert torch.equal(seen_X[:len(X)], X) and len(history.loss) == 1
+        if copies == 3:
+            assert not torch.equal(seen_X[len(X):2 * len(X)], X)
+            assert not torch.equal(seen_X[len(X):2 * len(X)], seen_X[2 * len(X):])

@@ -162,9 +162,9 @@ def test_seeded_search_never_sees_the_test_subjects_and_prunes(hapt: WindowSet, 
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
     original_fit = tune_module.fit
 
-    def watched_fit(model, X, y, config, seed, on_epoch=None, validation=None):  # type: ignore[no-untyped-def]
-        seen.append((X, validation[0]))
-        return original_fit(model, X, y, config, seed, on_epoch=on_epoch, validation=validation)
+    def watched_fit(model, X, y, config, seed, **options):  # type: ignore[no-untyped-def]
+        seen.append((X, options["validation"][0]))
+        return original_fit(model, X, y, config, seed, **options)
 
     monkeypatch.setattr(tune_module, "fit", watched_fit)
     spec = parse_spec({"name": "p", "dataset": "hapt", "epochs": 2, "hyperparameters": {"filters": 4},

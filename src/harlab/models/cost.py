@@ -26,7 +26,9 @@ def training_flops(model: nn.Module, n_channels: int, n_timesteps: int, n_classe
     model.train()
     try:
         with FlopCounterMode(display=False) as counter:
-            F.cross_entropy(model(x), torch.arange(batch) % n_classes).backward()
+            logits = model(x)  # an ensemble's members stacked [members, batch, classes] while training
+            targets = (torch.arange(batch) % n_classes).repeat(logits.numel() // (batch * n_classes))
+            F.cross_entropy(logits.reshape(-1, n_classes), targets).backward()
     finally:
         model.zero_grad(set_to_none=True)
         model.train(was_training)

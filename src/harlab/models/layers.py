@@ -103,8 +103,8 @@ class Conv1D(nn.Module):
 
 class ConvBN(nn.Sequential):
     """Conv1D(filters, kernel, stride) with `same` padding and no bias → BatchNorm → ReLU (left out with
-    `relu=False`): the unit of the residual and inception networks. An even kernel is padded one step more
-    after than before, as TensorFlow does, so PyTorch copies nothing and ONNX sees a plain Pad."""
+    `relu=False`): the unit of the residual and inception networks. Conv1D pads explicitly, an even kernel one
+    step more after than before as TensorFlow does, where torch's own padding="same" would warn; ONNX sees a Pad."""
 
     def __init__(self, in_channels: int, filters: int, kernel_size: int, stride: int = 1, relu: bool = True):
         options = ConvOptions(strides=stride, padding="same", activation="linear", use_bias=False)

@@ -4,7 +4,8 @@ learning-rate schedules, label smoothing, augmentation, per-epoch history, early
 It knows nothing about a particular architecture: any module mapping [batch, channels, time] to logits.
 Layers may add loss terms or constrain their weights (see harlab.models.layers); the loop honours both.
 An ensemble may return its members' logits stacked [members, batch, classes] while training: each member
-then gets its own loss. A model that fits itself without gradients (`SelfFitting`) is handed the data.
+then gets its own loss. A model that fits itself without gradients (`SelfFitting`) is handed the data (with
+augmented copies of it when the run augments).
 """
 
 from __future__ import annotations
@@ -104,11 +105,14 @@ def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_
     return None
 
 
-def _fit_self(model: SelfFitting, X: torch.Tensor, y: torch.Tensor, seed: int,
-              validation: tuple[torch.Tensor, torch.Tensor] | None) -> History:
-    seed_everything(seed)
+def _fit_self(model: SelfFitting, X: torch.Tensor, y: torch.Tensor, config: TrainConfig, seed: int,
+              validation: tuple[torch.Tensor, torch.Tensor] | None, augment: Augment | None) -> History:
+    """Without augmentation the model sees the training windows once; with it, once plain and once augmented
+    for every further epoch (a new draw each), all at once."""
+    generator = seed_everything(seed)
     start = time.perf_counter()
-    model.fit_windows(X, y, seed)
+    copies = [augment(X, generator) for _ in range(config.epochs - 1)] if augment is not None else []
+    model.fit_windows(torch.cat([X, *copies]), y.repeat(1 + len(copies)), seed)
     fit_seconds = time.perf_counter() - start
     loss, accuracy = evaluate(model, X, y)
     history = History(loss=[loss], accuracy=[accuracy], fit_seconds=fit_seconds)
@@ -129,7 +133,7 @@ def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor, config: TrainConfig,
     if config.patience is not None and validation is None:
         raise ValueError("early stopping (patience) needs a validation set")
     if isinstance(model, SelfFitting):
-        history = _fit_self(model, X, y, seed, validation)
+        history = _fit_self(model, X, y, config, seed, validation, augment)
         if on_epoch is not None:
             on_epoch(1, history)
         return history
