@@ -199,7 +199,7 @@ def prepare(train: WindowSet, test: WindowSet, config: RepeatConfig, seed: int) 
     train_config = config.train_config()
     fit_part, validation, held_out = hold_out_validation(train, train_config.validation_split, seed)
     standardizer = Standardizer.fit(fit_part) if config.standardize else None
-    augment = Augmenter.fit(train_config.augment, fit_part, config.standardize)
+    augment = Augmenter.fit(train_config.augment, fit_part, standardizer)
     return PreparedData(to_tensor(fit_part.X, standardizer), torch.from_numpy(fit_part.y),
                         (to_tensor(validation.X, standardizer), torch.from_numpy(validation.y)) if held_out else None,
                         to_tensor(test.X, standardizer), held_out, standardizer, augment)

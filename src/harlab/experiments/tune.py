@@ -152,21 +152,26 @@ def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+PreparedSearch = tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor], Standardizer | None]
+
+
 class Objective:
     """Train one configuration per trial on the search data and return its validation loss; the tensors of
     each standardization choice are made once."""
 
     def __init__(self, spec: ExperimentSpec, parts: SearchData, shape: tuple[int, int, int]):
         self.spec, self.parts, self.shape = spec, parts, shape  # shape: channels, timesteps, classes
-        self._tensors: dict[bool, tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]] = {}
+        self._tensors: dict[bool, PreparedSearch] = {}
 
-    def tensors(self, standardize: bool) -> tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """Fit windows, their labels and the validation pair; standardized with statistics of the fit windows."""
+    def tensors(self, standardize: bool) -> PreparedSearch:
+        """Fit windows, their labels, the validation pair and the standardizer (None unstandardized), made with
+        statistics of the fit windows."""
         if standardize not in self._tensors:
             fit_part, validation = self.parts.fit, self.parts.validation
             standardizer = Standardizer.fit(fit_part) if standardize else None
             self._tensors[standardize] = (to_tensor(fit_part.X, standardizer), torch.from_numpy(fit_part.y),
-                                          (to_tensor(validation.X, standardizer), torch.from_numpy(validation.y)))
+                                          (to_tensor(validation.X, standardizer), torch.from_numpy(validation.y)),
+                                          standardizer)
         return self._tensors[standardize]
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -177,10 +182,10 @@ class Objective:
             config = parse_spec(fixed_spec_data(self.spec, params), f"trial {trial.number}").configurations()[0].config
             # The configuration's own epochs, batch and early stopping, validated on the search's subjects.
             train_config = replace(config.train_config(), validation_split=self.parts.fraction)
-            X, y, validation = self.tensors(config.standardize)
+            X, y, validation, standardizer = self.tensors(config.standardize)
             torch.manual_seed(config.seed)
             model = create_model(config.model, *self.shape, **config.hyperparameters)
-            augment = Augmenter.fit(train_config.augment, self.parts.fit, config.standardize)
+            augment = Augmenter.fit(train_config.augment, self.parts.fit, standardizer)
             history = fit(model, X, y, train_config, config.seed, on_epoch=pruning_callback(trial),
                           validation=validation, augment=augment)
         except optuna.TrialPruned:

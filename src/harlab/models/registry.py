@@ -94,7 +94,7 @@ def register(name: str, *, epochs: int, batch_size: int, validation_split: float
              patience: int | None = None, schedule: Schedule = "constant", weight_decay: float = 0.0,
              label_smoothing: float = 0.0, augment: tuple[Augmentation, ...] = ()) -> Callable[[Builder], Builder]:
     """Class or function decorator: register a builder under `name` with its training defaults (its tutorial's,
-    or for a model from the literature, those its authors trained it with)."""
+    or for the modern models the recipe chosen on validation subjects)."""
 
     def decorate(builder: Builder) -> Builder:
         doc = (inspect.getdoc(builder) or "").splitlines()

@@ -53,13 +53,14 @@ class Augmenter:
         self.standardized = standardized
 
     @classmethod
-    def fit(cls, kinds: Sequence[Augmentation], windows: WindowSet, standardized: bool) -> Augmenter | None:
-        """The augmenter for batches of `windows` (standardized by their own statistics or not); None for no
-        augmentation."""
+    def fit(cls, kinds: Sequence[Augmentation], windows: WindowSet,
+            standardizer: Standardizer | None) -> Augmenter | None:
+        """The augmenter for batches of `windows`, standardized by `standardizer` where one is given (its
+        statistics are reused, else the windows' own are fitted); None for no augmentation."""
         if not kinds:
             return None
-        statistics = Standardizer.fit(windows)
-        return cls(kinds, windows.channels, statistics.mean, statistics.std, standardized)
+        statistics = standardizer or Standardizer.fit(windows)
+        return cls(kinds, windows.channels, statistics.mean, statistics.std, standardizer is not None)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         if self.standardized:

@@ -21,7 +21,7 @@ from torch import nn
 
 from harlab.data.transforms import Standardizer
 from harlab.models.layers import apply_constraints, regularization_loss
-from harlab.models.registry import Schedule
+from harlab.models.registry import Augmentation, Schedule
 from harlab.training.seeding import seed_everything
 
 KERAS_ADAM_EPS = 1e-7
@@ -56,7 +56,7 @@ class TrainConfig:
     schedule: Schedule = "constant"
     weight_decay: float = 0.0
     label_smoothing: float = 0.0
-    augment: tuple[str, ...] = ()
+    augment: tuple[Augmentation, ...] = ()
 
 
 @dataclass
