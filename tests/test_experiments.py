@@ -160,6 +160,14 @@ def test_store_refuses_another_experiment_or_other_data(tmp_path: Path) -> None:
     assert reopened.spec()["description"] == "d"
     with pytest.raises(HarlabError, match="holds a different experiment"):
         ResultsStore.open(tmp_path, parse_spec({"name": "x", "model": "lstm"}, "x"), {"d": 1}, {})
+    one = {"name": "x", "grid": {"model": ["cnn"]}, "variants": [{"model": "lstm"}]}
+    ResultsStore.open(tmp_path / "v", parse_spec(one, "x"), {"d": 1}, {})
+    two = {**one, "variants": [{"model": "lstm"}, {"model": "cnn", "epochs": 3}]}
+    assert len(ResultsStore.open(tmp_path / "v", parse_spec(two, "x"), {"d": 1}, {}).spec()["variants"]) == 2
+    reordered, regridded = {**one, "variants": [{"model": "cnn_lstm"}, {"model": "lstm"}]}, {**two, "grid": {}}
+    for changed in (reordered, regridded):
+        with pytest.raises(HarlabError, match="holds a different experiment"):
+            ResultsStore.open(tmp_path / "v", parse_spec(changed, "x"), {"d": 1}, {})
     with pytest.raises(HarlabError, match="holds runs on other data"):
         ResultsStore.open(tmp_path, parse_spec({"name": "x"}, "x"), {"d": 2}, {})
 

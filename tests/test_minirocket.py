@@ -72,6 +72,26 @@ def test_classifier_agrees_with_aeons_minirocket_classifier(windows, fitted) -> 
     assert count_parameters(fitted) == FEATURES * 6 + 6  # the ridge classifier; the transform is fixed
 
 
+def test_identical_copies_give_the_plain_fit(windows, fitted) -> None:
+    """The ridge penalty scales with the versions of each window, so duplicates change nothing."""
+    _, train, test = windows
+    X = to_tensor(train.X)
+    model = create_model("minirocket", 9, 128, 6, features=FEATURES)
+    model.fit_windows(X, torch.from_numpy(train.y), seed=7, copies=[X.clone(), X.clone()])
+    with torch.no_grad():
+        plain, copied = fitted(to_tensor(test.X)), model(to_tensor(test.X))
+    np.testing.assert_allclose(copied.numpy(), plain.numpy(), atol=1e-3 * float(plain.abs().max()))
+
+
+def test_rotated_copies_through_the_runner(windows, tmp_path: Path) -> None:
+    data, _, _ = windows
+    small = data.select(np.flatnonzero(np.isin(data.subject, [1, 3, 5, 2, 4])))
+    config = RepeatConfig(model="minirocket", hyperparameters={"features": FEATURES}, standardize=False,
+                          epochs=3, augment=["rotation"], repeats=1)
+    record = run_repeats(small, config, tmp_path / "r.json")
+    assert record["config"]["augment"] == ["rotation"] and record["runs"][0]["accuracy"] > 0.75
+
+
 def test_trains_by_name_through_the_runner(windows, tmp_path: Path) -> None:
     data, _, _ = windows
     small = data.select(np.flatnonzero(np.isin(data.subject, [1, 3, 5, 2, 4])))  # 3 train and 2 test subjects

@@ -216,8 +216,8 @@ def test_a_self_fitting_model_gets_one_augmented_copy_per_further_epoch() -> Non
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return self.head(x.flatten(1))
 
-        def fit_windows(self, X: torch.Tensor, y: torch.Tensor, seed: int) -> None:
-            self.seen = (X, y)
+        def fit_windows(self, X: torch.Tensor, y: torch.Tensor, seed: int, copies=()) -> None:
+            self.seen = (torch.cat([X, *copies]), y.repeat(1 + len(copies)))
 
     data = synthetic_windows([1, 2], per_subject=8)
     X, y = to_tensor(data.X), torch.from_numpy(data.y)

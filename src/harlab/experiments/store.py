@@ -36,13 +36,14 @@ class ResultsStore:
     @classmethod
     def open(cls, directory: Path, spec: ExperimentSpec, dataset: dict[str, Any],
              environment: dict[str, Any]) -> ResultsStore:
-        """Create the store, or reopen one holding the same experiment: only what does not change the runs
-        (repeats, description, the tutorial's reference) may differ, and the spec is updated to it."""
+        """Create the store, or reopen one holding the same experiment: only what does not change the finished
+        runs may differ (repeats, description, the tutorial's reference, variants added after the existing
+        ones), and the spec is updated to it."""
         store = cls(directory)
         spec_json = spec.model_dump(mode="json")
         if (directory / SPEC_FILE).exists():
             previous = store.spec()
-            if not same_configuration(previous, spec_json, ("repeats", "description", "tutorial")):
+            if not _extends(previous, spec_json):
                 raise HarlabError(f"{directory} holds a different experiment ({previous.get('name')!r}); "
                                   "choose another --out, or delete the folder to start over")
             if store.dataset() != dataset:
@@ -110,3 +111,10 @@ class ResultsStore:
             f.write(line)
             f.flush()
             os.fsync(f.fileno())
+
+
+def _extends(previous: dict[str, Any], spec: dict[str, Any]) -> bool:
+    """Whether `spec` trains every run of `previous` the same way, possibly with more variants after its own."""
+    before, after = previous.get("variants", []), spec.get("variants", [])
+    return after[:len(before)] == before and same_configuration(previous, spec, (
+        "repeats", "description", "tutorial", "variants"))

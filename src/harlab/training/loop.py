@@ -11,7 +11,7 @@ augmented copies of it when the run augments).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -34,7 +34,8 @@ Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 class SelfFitting(Protocol):
     """A model fitted in closed form (e.g. random features and a ridge classifier), not by gradient descent."""
 
-    def fit_windows(self, X: torch.Tensor, y: torch.Tensor, seed: int) -> None: ...
+    def fit_windows(self, X: torch.Tensor, y: torch.Tensor, seed: int, copies: Sequence[torch.Tensor] = ()) -> None:
+        """Fit on windows X [n, channels, time] with labels y, and on augmented `copies` of X (same labels)."""
 
 
 @dataclass(frozen=True)
@@ -107,12 +108,12 @@ def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_
 
 def _fit_self(model: SelfFitting, X: torch.Tensor, y: torch.Tensor, config: TrainConfig, seed: int,
               validation: tuple[torch.Tensor, torch.Tensor] | None, augment: Augment | None) -> History:
-    """Without augmentation the model sees the training windows once; with it, once plain and once augmented
-    for every further epoch (a new draw each), all at once."""
+    """Without augmentation the model sees the training windows once; with it, also one augmented copy for every
+    further epoch (a new draw each), all at once."""
     generator = seed_everything(seed)
     start = time.perf_counter()
     copies = [augment(X, generator) for _ in range(config.epochs - 1)] if augment is not None else []
-    model.fit_windows(torch.cat([X, *copies]), y.repeat(1 + len(copies)), seed)
+    model.fit_windows(X, y, seed, copies)
     fit_seconds = time.perf_counter() - start
     loss, accuracy = evaluate(model, X, y)
     history = History(loss=[loss], accuracy=[accuracy], fit_seconds=fit_seconds)
