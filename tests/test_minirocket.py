@@ -72,6 +72,15 @@ def test_classifier_agrees_with_aeons_minirocket_classifier(windows, fitted) -> 
     assert count_parameters(fitted) == FEATURES * 6 + 6  # the ridge classifier; the transform is fixed
 
 
+def test_probabilities_say_how_often_a_window_is_right(windows, fitted) -> None:
+    """The ridge's scores, tempered on its leave-one-out scores, give a confidence close to the accuracy."""
+    _, _, test = windows
+    with torch.no_grad():
+        probabilities = torch.softmax(fitted(to_tensor(test.X)), dim=-1).numpy()
+    confidence, accuracy = probabilities.max(1).mean(), (probabilities.argmax(1) == test.y).mean()
+    assert abs(confidence - accuracy) < 0.05
+
+
 def test_identical_copies_give_the_plain_fit(windows, fitted) -> None:
     """The ridge penalty scales with the versions of each window, so duplicates change nothing."""
     _, train, test = windows

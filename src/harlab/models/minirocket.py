@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import combinations
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -25,6 +26,9 @@ from torch import nn
 from harlab.errors import HarlabError
 from harlab.models.layers import ShapeError
 from harlab.models.registry import register
+
+if TYPE_CHECKING:
+    from sklearn.linear_model import RidgeClassifierCV
 
 KERNEL_LENGTH = 9
 # The 84 kernels: weight 2 at three of the nine positions, -1 elsewhere.
@@ -122,8 +126,9 @@ class MiniRocket(nn.Module):
         scale = features.std(axis=0)
         scale[scale == 0] = 1.0  # as sklearn's StandardScaler(with_mean=False), which aeon's classifier uses
         features /= scale
-        ridge: RidgeClassifier | RidgeClassifierCV = RidgeClassifierCV(alphas=RIDGE_ALPHAS).fit(
+        ridge: RidgeClassifier | RidgeClassifierCV = RidgeClassifierCV(alphas=RIDGE_ALPHAS, store_cv_results=True).fit(
             features[:len(X)], y.numpy())
+        temperature = _softmax_temperature(ridge, y.numpy())
         if copies:
             versions = 1 + len(copies)
             ridge = RidgeClassifier(alpha=ridge.alpha_ * versions).fit(features, y.repeat(versions).numpy())
@@ -131,8 +136,8 @@ class MiniRocket(nn.Module):
         intercept = ridge.intercept_ if len(ridge.classes_) > 2 else np.hstack([-ridge.intercept_, ridge.intercept_])
         weight = np.zeros((self.head.out_features, coef.shape[1]), dtype=np.float32)
         bias = np.full(self.head.out_features, ABSENT_CLASS_SCORE, dtype=np.float32)
-        weight[ridge.classes_] = coef / scale
-        bias[ridge.classes_] = intercept
+        weight[ridge.classes_] = temperature * coef / scale
+        bias[ridge.classes_] = temperature * intercept
         self.head.weight.copy_(torch.from_numpy(weight))
         self.head.bias.copy_(torch.from_numpy(bias))
 
@@ -147,3 +152,23 @@ class MiniRocket(nn.Module):
         for combination, (end, count) in enumerate(zip(ends, channels_per_combination, strict=True)):
             self.channel_mask[combination, torch.from_numpy(channel_indices[end - count:end].astype(np.int64))] = 1
         self.biases.copy_(torch.from_numpy(biases))
+
+
+def _softmax_temperature(ridge: RidgeClassifierCV, y: np.ndarray) -> float:
+    """The factor that turns the ridge's scores (about ±1) into class probabilities under a softmax: fitted by
+    likelihood on its leave-one-out scores of the training windows at the chosen penalty, so that a window's
+    confidence tells how often such a window is right (the argmax, hence accuracy, is unchanged). Overlapping
+    windows make leave-one-out a little optimistic: on the hapt test subjects the mean confidence is 99.7 %
+    at 98.5 % accuracy (without the temperature, about 30 %)."""
+    from scipy.optimize import minimize_scalar
+    from scipy.special import log_softmax
+
+    scores = ridge.cv_results_[..., list(ridge.alphas).index(ridge.alpha_)].reshape(len(y), -1)
+    if scores.shape[1] == 1:  # two classes: one score for the second
+        scores = np.hstack([-scores, scores])
+    target = np.searchsorted(ridge.classes_, y)
+
+    def loss(log_temperature: float) -> float:
+        return float(-log_softmax(np.exp(log_temperature) * scores, axis=1)[np.arange(len(y)), target].mean())
+
+    return float(np.exp(minimize_scalar(loss, bounds=(-3.0, 6.0), method="bounded").x))
