@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from harlab.cli import app
 from harlab.errors import HarlabError
-from harlab.experiments.repeats import RepeatConfig, run_repeats
+from harlab.experiments.repeats import RepeatConfig, RunTrainer, run_repeats
 from harlab.models.registry import create_model
 from harlab.training.augment import Augmenter, axis_groups, random_rotations
 from harlab.training.loop import TrainConfig, fit, to_tensor
@@ -231,3 +231,13 @@ def test_a_self_fitting_model_gets_one_augmented_copy_per_further_epoch() -> Non
         if copies == 3:
             assert not torch.equal(seen_X[len(X):2 * len(X)], X)
             assert not torch.equal(seen_X[len(X):2 * len(X)], seen_X[2 * len(X):])
+
+
+def test_configurations_trained_one_after_another_each_get_their_own_augmentation() -> None:
+    """One trainer runs a spec's configurations in turn: a later one with augmentation must not reuse the
+    tensors prepared (without an augmenter) for an earlier one."""
+    trainer = RunTrainer(synthetic_windows([1, 2, 3, 4], per_subject=8))
+    plain, jittered = (RepeatConfig(model="cnn", standardize=True, augment=augment) for augment in ([], ["jitter"]))
+    assert trainer.prepared(plain, 0).augment is None
+    assert trainer.prepared(jittered, 0).augment.kinds == ("jitter",)
+    assert trainer.prepared(plain, 0).augment is None

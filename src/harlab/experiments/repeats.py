@@ -216,7 +216,7 @@ class RunTrainer:
         if len(self.train) == 0 or len(self.test) == 0:
             raise HarlabError(f"{data.provenance.dataset}: empty train ({len(self.train)}) or test "
                               f"({len(self.test)}) split in fold {fold.name}")
-        self._prepared: dict[bool, PreparedData] = {}
+        self._prepared: dict[tuple[bool, tuple[str, ...]], PreparedData] = {}
 
     def check(self, config: RepeatConfig) -> None:
         """Fail now, with one line, if `config`'s model cannot be built for these windows."""
@@ -224,11 +224,13 @@ class RunTrainer:
                      **config.hyperparameters)
 
     def prepared(self, config: RepeatConfig, seed: int) -> PreparedData:
-        if config.train_config().validation_split:
+        train_config = config.train_config()
+        if train_config.validation_split:
             return prepare(self.train, self.test, config, seed)
-        if config.standardize not in self._prepared:
-            self._prepared[config.standardize] = prepare(self.train, self.test, config, seed)
-        return self._prepared[config.standardize]
+        key = config.standardize, train_config.augment  # what the prepared tensors and augmenter depend on
+        if key not in self._prepared:
+            self._prepared[key] = prepare(self.train, self.test, config, seed)
+        return self._prepared[key]
 
     def run(self, config: RepeatConfig, repeat: int, on_epoch: Callable[[], None] = lambda: None,
             on_model: Callable[[RunResult, torch.nn.Module, PreparedData], None] | None = None) -> RunResult:
