@@ -9,7 +9,7 @@ checks its features against aeon's transform.
 
 With augmentation (a run with more than one epoch and `augment`), the ridge classifier is also fitted on augmented
 copies of the training windows, one per further epoch: rotated copies make it robust to how the sensor sits on
-each subject (on validation subjects of hapt, 95.8 % → 97.3 % with four rotated copies).
+each subject (on validation subjects of hapt, 95.8 % → 97.0 % with four rotated copies).
 """
 
 from __future__ import annotations
@@ -103,10 +103,14 @@ class MiniRocket(nn.Module):
             start += n_kernels * count
         return torch.cat(outputs, dim=1)
 
+    def transform_chunked(self, x: torch.Tensor) -> torch.Tensor:
+        """`transform`, CHUNK windows at a time (in one piece when exported: the graph takes any batch size)."""
+        if torch.onnx.is_in_onnx_export():
+            return self.transform(x)
+        return torch.cat([self.transform(chunk) for chunk in x.split(CHUNK)])
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.onnx.is_in_onnx_export():  # the exported graph takes any batch size in one piece
-            return self.head(self.transform(x))
-        return torch.cat([self.head(self.transform(chunk)) for chunk in x.split(CHUNK)])
+        return self.head(self.transform_chunked(x))
 
     @torch.no_grad()
     def fit_windows(self, X: torch.Tensor, y: torch.Tensor, seed: int, copies: Sequence[torch.Tensor] = ()) -> None:
@@ -126,8 +130,7 @@ class MiniRocket(nn.Module):
         aeon = AeonMiniRocket(n_kernels=self.features, max_dilations_per_kernel=self.max_dilations_per_kernel,
                               random_state=seed).fit(X.numpy())
         self.load_aeon_parameters(aeon.parameters)
-        windows = torch.cat([X, *copies])
-        features = torch.cat([self.transform(chunk) for chunk in windows.split(CHUNK)]).numpy()
+        features = torch.cat([self.transform_chunked(windows) for windows in (X, *copies)]).numpy()
         scale = features.std(axis=0)
         scale[scale == 0] = 1.0  # as sklearn's StandardScaler(with_mean=False), which aeon's classifier uses
         features /= scale
