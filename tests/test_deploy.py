@@ -21,8 +21,8 @@ from harlab.models.registry import create_model
 
 
 @pytest.fixture(scope="module")
-def hapt(shared_data: Path):
-    return load_dataset("hapt", shared_data, quiet=True)
+def hapt(real_data: Path):
+    return load_dataset("hapt", real_data, quiet=True)
 
 
 def bundle_of(name: str, data, directory: Path, **hyperparameters) -> Path:
@@ -111,9 +111,9 @@ def test_flat_input_takes_the_wisdm_tutorials_vectors(hapt, tmp_path: Path) -> N
                                torch_probabilities(loaded, X), atol=1e-4)
 
 
-def test_train_save_then_export_from_the_command_line(shared_data: Path, tmp_path: Path) -> None:
+def test_train_save_then_export_from_the_command_line(real_data: Path, tmp_path: Path) -> None:
     runner = CliRunner()
-    result = runner.invoke(app, ["train", "--dataset", "hapt", "--data-dir", str(shared_data), "--model", "cnn",
+    result = runner.invoke(app, ["train", "--dataset", "hapt", "--data-dir", str(real_data), "--model", "cnn",
                                  "--param", "filters=8", "--repeats", "2", "--epochs", "1", "--standardize",
                                  "--save", str(tmp_path / "bundle"), "--save-repeat", "2",
                                  "--out", str(tmp_path / "r.json")])
@@ -145,21 +145,21 @@ def test_core_ml_package_declares_its_input_and_classes(hapt, tmp_path: Path, fl
     assert all(name.encode() in serialized for name in loaded.classes)
 
 
-def test_an_experiment_run_is_saved_by_retraining_it_from_its_seed(shared_data: Path, tmp_path: Path) -> None:
+def test_an_experiment_run_is_saved_by_retraining_it_from_its_seed(real_data: Path, tmp_path: Path) -> None:
     spec = tmp_path / "tiny.toml"
     spec.write_text('name = "tiny"\nmodel = "cnn"\ndataset = "hapt"\nrepeats = 2\nepochs = 1\n'
                     'hyperparameters = { kernel_size = 3 }\n[grid]\nfilters = [4, 8]\n')
     runner = CliRunner()
     out = tmp_path / "results"
-    result = runner.invoke(app, ["experiment", "run", str(spec), "--out", str(out), "--data-dir", str(shared_data)])
+    result = runner.invoke(app, ["experiment", "run", str(spec), "--out", str(out), "--data-dir", str(real_data)])
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["experiment", "save", str(out), "--configuration", "filters=8", "--repeat", "2",
-                                 "--to", str(tmp_path / "bundle"), "--data-dir", str(shared_data)])
+                                 "--to", str(tmp_path / "bundle"), "--data-dir", str(real_data)])
     assert result.exit_code == 0, result.output
     manifest = json.loads((tmp_path / "bundle" / MANIFEST).read_text())
     row = next(json.loads(line) for line in (out / "runs.jsonl").read_text().splitlines()
                if json.loads(line)["label"] == "filters=8" and json.loads(line)["repeat"] == 2)
     assert manifest["metrics"]["accuracy"] == row["accuracy"] and manifest["hyperparameters"]["filters"] == 8
     result = runner.invoke(app, ["experiment", "save", str(out), "--configuration", "filters=9", "--to",
-                                 str(tmp_path / "b2"), "--data-dir", str(shared_data)])
+                                 str(tmp_path / "b2"), "--data-dir", str(real_data)])
     assert "choose one of filters=4, filters=8" in str(result.exception)

@@ -201,11 +201,11 @@ def runs_of(out: Path) -> list[dict]:
 
 @pytest.mark.parametrize("how", [signal.SIGKILL, signal.SIGINT])
 def test_killed_experiment_resumes_without_losing_or_repeating_runs(
-        how: signal.Signals, shared_data: Path, tmp_path: Path) -> None:
+        how: signal.Signals, real_data: Path, tmp_path: Path) -> None:
     spec = tmp_path / "spec.toml"
     spec.write_text(SPEC)
     out = tmp_path / "out"
-    args = ("experiment", "run", str(spec), "--out", str(out), "--data-dir", str(shared_data))
+    args = ("experiment", "run", str(spec), "--out", str(out), "--data-dir", str(real_data))
     process = harlab(*args)
     deadline = time.monotonic() + 240
     while len(runs_of(out)) < 2:
@@ -234,7 +234,7 @@ def test_killed_experiment_resumes_without_losing_or_repeating_runs(
 
     # the same spec and seed, run afresh without interruption, gives the same numbers
     fresh = tmp_path / "fresh"
-    rerun = harlab("experiment", "run", str(spec), "--out", str(fresh), "--data-dir", str(shared_data))
+    rerun = harlab("experiment", "run", str(spec), "--out", str(fresh), "--data-dir", str(real_data))
     assert rerun.wait(timeout=300) == 0
     accuracy = {(r["label"], r["repeat"]): r["accuracy"] for r in after}
     assert {(r["label"], r["repeat"]): r["accuracy"] for r in runs_of(fresh)} == accuracy
@@ -256,10 +256,10 @@ def browser(*args: str) -> subprocess.CompletedProcess:
                            "--virtual-time-budget=5000", *args], capture_output=True, text=True, timeout=120)
 
 
-def test_reproduce_quick_report_renders_in_a_headless_browser(shared_data: Path, tmp_path: Path) -> None:
+def test_reproduce_quick_report_renders_in_a_headless_browser(real_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "reproduce"
     result = subprocess.run([sys.executable, "-m", "harlab", "reproduce", "--quick", "--only", "cnn", "--only",
-                             "standardize", "--out", str(out), "--data-dir", str(shared_data)],
+                             "standardize", "--out", str(out), "--data-dir", str(real_data)],
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert re.search(r"^  standardize=True: \d+\.\d{3}% .*tutorial 91\.5%$", result.stdout, re.M)

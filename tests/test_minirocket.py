@@ -24,9 +24,9 @@ FEATURES = 1008  # 84 kernels × 12: small enough to fit in seconds
 
 
 @pytest.fixture(scope="module")
-def windows(shared_data: Path):
+def windows(real_data: Path):
     """A few hundred real training and test windows of the hapt dataset."""
-    data = load_dataset("hapt", shared_data, quiet=True)
+    data = load_dataset("hapt", real_data, quiet=True)
     train, test = data.split()
     pick = np.random.default_rng(0)
     return (data, train.select(np.sort(pick.choice(len(train), 900, replace=False))),

@@ -14,7 +14,7 @@ from harlab.data.datasets import load_dataset
 from harlab.errors import HarlabError
 
 
-def test_mirror_windows_equal_rawdata_windows(mirror_sdist: Path, shared_data: Path,
+def test_mirror_windows_equal_rawdata_windows(mirror_sdist: Path, real_data: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     tried = []
 
@@ -35,7 +35,7 @@ def test_mirror_windows_equal_rawdata_windows(mirror_sdist: Path, shared_data: P
     assert mirrored.provenance.options["origin"] == "mirror"
     assert mirrored.provenance.sha256 == hapt.MIRROR_SHA256
 
-    raw = load_dataset("hapt", shared_data, quiet=True)
+    raw = load_dataset("hapt", real_data, quiet=True)
     assert mirrored.X.shape == raw.X.shape == (10411, 128, 9)
     np.testing.assert_array_equal(mirrored.y, raw.y)
     np.testing.assert_array_equal(mirrored.subject, raw.subject)

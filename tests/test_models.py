@@ -431,11 +431,11 @@ def test_patience_without_validation_is_refused() -> None:
 
 
 @pytest.fixture(scope="module")
-def small_hapt(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> WindowSet:
+def small_hapt(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> WindowSet:
     """Real windows of four training subjects and one test subject."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HARLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
-        data = load_dataset("hapt", shared_data, quiet=True)
+        data = load_dataset("hapt", real_data, quiet=True)
     return data.select(np.isin(data.subject, [1, 3, 5, 6, 2]))
 
 
@@ -462,12 +462,12 @@ def test_every_model_runs_the_protocol_on_real_windows(name: str, small_hapt: Wi
         assert run["validation_subjects"] == [] and "val_loss" not in run["history"]
 
 
-def test_train_command_runs_a_model_with_early_stopping(shared_data: Path, tmp_path: Path) -> None:
+def test_train_command_runs_a_model_with_early_stopping(real_data: Path, tmp_path: Path) -> None:
     """`harlab train` end to end on the real windows: per-run lines, summary, a complete results file."""
     out = tmp_path / "wisdm.json"
     result = subprocess.run(
         [sys.executable, "-m", "harlab", "train", "--model", "wisdm_cnn", "--repeats", "2", "--epochs", "2",
-         "--dataset", "hapt", "--data-dir", str(shared_data), "--out", str(out), "--param", "filters=16",
+         "--dataset", "hapt", "--data-dir", str(real_data), "--out", str(out), "--param", "filters=16",
          "--param", "late_filters=16", "--param", "padding=same", "--param", "kernel_initializer=he_uniform"],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

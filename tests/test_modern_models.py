@@ -30,10 +30,10 @@ IDS = ["resnet1d", "inceptiontime", "inceptiontime-ensemble", "conv_transformer"
 
 
 @pytest.fixture(scope="module")
-def hapt(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> WindowSet:
+def hapt(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> WindowSet:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HARLAB_CACHE", str(tmp_path_factory.mktemp("cache")))
-        return load_dataset("hapt", shared_data, quiet=True)
+        return load_dataset("hapt", real_data, quiet=True)
 
 
 # --- counts and shapes -----------------------------------------------------------------------------------

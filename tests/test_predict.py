@@ -87,27 +87,27 @@ def test_a_non_model_path_is_refused(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def hapt_bundle(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def hapt_bundle(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small CNN trained on the hapt training subjects (3 epochs), saved as a bundle."""
     from typer.testing import CliRunner
 
     from harlab.cli import app
 
     out = tmp_path_factory.mktemp("bundle")
-    result = CliRunner().invoke(app, ["train", "--dataset", "hapt", "--data-dir", str(shared_data), "--model",
+    result = CliRunner().invoke(app, ["train", "--dataset", "hapt", "--data-dir", str(real_data), "--model",
                                       "cnn", "--param", "filters=16", "--repeats", "1", "--epochs", "3",
                                       "--save", str(out / "cnn"), "--out", str(out / "train.json")])
     assert result.exit_code == 0, result.output
     return out / "cnn"
 
 
-def test_predicting_the_test_windows_reproduces_the_recorded_accuracy(hapt_bundle: Path, shared_data: Path,
+def test_predicting_the_test_windows_reproduces_the_recorded_accuracy(hapt_bundle: Path, real_data: Path,
                                                                      tmp_path: Path) -> None:
     from harlab.data.datasets import load_dataset
     from harlab.deploy.bundle import load_bundle
     from harlab.deploy.onnx_export import export_onnx
 
-    _, test = load_dataset("hapt", shared_data, quiet=True).split()
+    _, test = load_dataset("hapt", real_data, quiet=True).split()
     recorded = load_bundle(hapt_bundle).manifest["metrics"]["accuracy"]
     onnx_path = export_onnx(load_bundle(hapt_bundle), tmp_path / "cnn.onnx")
     for source in (hapt_bundle, onnx_path):
@@ -117,13 +117,13 @@ def test_predicting_the_test_windows_reproduces_the_recorded_accuracy(hapt_bundl
 
 
 def test_a_real_long_recording_gets_a_timeline_that_agrees_with_its_labels(hapt_bundle: Path,
-                                                                          shared_data: Path) -> None:
+                                                                          real_data: Path) -> None:
     """A test subject's whole HAPT experiment, raw acc/gyro as a user has it, through the UCI HAR filters."""
     from harlab.data import hapt
     from harlab.data.recordings import recording_frame
     from harlab.deploy.predict import timeline_agreement
 
-    recordings, activities = hapt.read_recordings(hapt.locate(shared_data))
+    recordings, activities = hapt.read_recordings(hapt.locate(real_data))
     recording = next(r for r in recordings if r.subject == hapt.UCI_HAR_TEST_SUBJECTS[0])
     frame = recording_frame(recording, dict(enumerate(activities, start=1)))
     model = open_model(hapt_bundle)
@@ -133,7 +133,7 @@ def test_a_real_long_recording_gets_a_timeline_that_agrees_with_its_labels(hapt_
     assert 3 <= segments["activity"].nunique() <= 6 and segments["end"].iloc[-1] <= len(frame) / 50 + 1e-9
 
 
-def test_harlab_predict_reads_a_recording_file_at_another_rate(hapt_bundle: Path, shared_data: Path,
+def test_harlab_predict_reads_a_recording_file_at_another_rate(hapt_bundle: Path, real_data: Path,
                                                                tmp_path: Path) -> None:
     """The same HAPT experiment as a 100 Hz file with millisecond timestamps: resampled to the model's 50 Hz."""
     from typer.testing import CliRunner
@@ -143,7 +143,7 @@ def test_harlab_predict_reads_a_recording_file_at_another_rate(hapt_bundle: Path
     from harlab.data.recordings import recording_frame
     from harlab.deploy.predict import timeline_agreement
 
-    recordings, activities = hapt.read_recordings(hapt.locate(shared_data))
+    recordings, activities = hapt.read_recordings(hapt.locate(real_data))
     frame = recording_frame(next(r for r in recordings if r.subject == hapt.UCI_HAR_TEST_SUBJECTS[1]),
                             dict(enumerate(activities, start=1)))
     fast = pd.DataFrame({"time": np.arange(2 * len(frame) - 1) * 10})  # ms at 100 Hz

@@ -298,8 +298,8 @@ SUBJECTS = (1, 2)
 
 
 @pytest.fixture(scope="module")
-def hapt_export(shared_data: Path, tmp_path_factory: pytest.TempPathFactory):
-    source = hapt.find_local(shared_data / "hapt", "local")
+def hapt_export(real_data: Path, tmp_path_factory: pytest.TempPathFactory):
+    source = hapt.find_local(real_data / "hapt", "local")
     assert source is not None
     recordings, names = hapt.read_recordings(source)
     recordings = [r for r in recordings if r.subject in SUBJECTS]
@@ -313,10 +313,10 @@ def hapt_options(names: tuple[str, ...], **extra: object) -> ImportOptions:
                          classes=list(names), test_subjects=[2], **extra)
 
 
-def test_hapt_csv_label_aligned_equals_builtin_hapt(hapt_export, shared_data: Path, tmp_path: Path) -> None:
+def test_hapt_csv_label_aligned_equals_builtin_hapt(hapt_export, real_data: Path, tmp_path: Path) -> None:
     _, names, files = hapt_export
     assert pd.read_csv(files[0], nrows=1).columns.tolist() == ["time", *hapt.CHANNELS, "activity", "subject"]
-    builtin = load_dataset("hapt", shared_data, quiet=True)
+    builtin = load_dataset("hapt", real_data, quiet=True)
     builtin = builtin.select(np.isin(builtin.subject, SUBJECTS))
     ws = import_recordings(files, hapt_options(names, align="label"), tmp_path / "ds")
     assert ws.channels == builtin.channels and ws.classes == builtin.classes and ws.sampling_rate == 50

@@ -74,9 +74,9 @@ def test_an_experiment_spec_runs_leave_one_subject_out(tmp_path: Path) -> None:
     assert run_experiment(spec, synthetic_windows([1, 2, 3]), tmp_path / "loso").rows() == before  # nothing retrained
 
 
-def test_early_stopping_validates_on_training_subjects_only(shared_data: Path, tmp_path: Path) -> None:
+def test_early_stopping_validates_on_training_subjects_only(real_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "es.json"
-    result = CliRunner().invoke(app, ["train", "--dataset", "hapt", "--data-dir", str(shared_data), "--model",
+    result = CliRunner().invoke(app, ["train", "--dataset", "hapt", "--data-dir", str(real_data), "--model",
                                       "cnn", "--param", "filters=8", "--repeats", "1", "--epochs", "3",
                                       "--early-stopping", "1", "--out", str(out)])
     assert result.exit_code == 0, result.output

@@ -246,7 +246,7 @@ def test_missing_mlflow_names_the_extra(tmp_path: Path, monkeypatch: pytest.Monk
     assert str(error.value) == "--track needs MLflow: pip install 'harlab[track]'"
 
 
-def test_experiment_run_track_from_the_command_line(shared_data: Path, tmp_path: Path) -> None:
+def test_experiment_run_track_from_the_command_line(real_data: Path, tmp_path: Path) -> None:
     import mlflow
     from typer.testing import CliRunner
 
@@ -257,7 +257,7 @@ def test_experiment_run_track_from_the_command_line(shared_data: Path, tmp_path:
                     "hyperparameters = { filters = 4 }\n")
     runner = CliRunner()
     result = runner.invoke(app, ["experiment", "run", str(spec), "--out", str(tmp_path / "r"), "--data-dir",
-                                 str(shared_data), "--track"])
+                                 str(real_data), "--track"])
     assert result.exit_code == 0, result.output
     client = mlflow.MlflowClient(f"sqlite:///{(tmp_path / 'r' / 'mlflow.db').resolve()}")
     parent = the_parent(client, "tiny-cli")

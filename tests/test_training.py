@@ -56,9 +56,9 @@ def test_to_tensor_layout() -> None:
     assert t.shape == (2, 3, 5) and t.is_contiguous() and t[1, 2, 4] == X[1, 4, 2]
 
 
-def test_end_to_end_on_real_recordings(shared_data: Path, tmp_path: Path) -> None:
+def test_end_to_end_on_real_recordings(real_data: Path, tmp_path: Path) -> None:
     """A subset of the real windows, two short runs: far above chance, results file complete, resumable."""
-    data = load_dataset("hapt", shared_data, quiet=True)
+    data = load_dataset("hapt", real_data, quiet=True)
     keep = np.isin(data.subject, [1, 3, 5, 6, 7, 8, 2, 4])  # 6 train subjects, 2 test subjects
     subset = data.select(keep)
     config = RepeatConfig(model="cnn", repeats=2, epochs=3, seed=11, standardize=True)

@@ -188,14 +188,14 @@ def test_augmented_runs_are_reproducible_and_differ_from_plain_ones(tmp_path) ->
     assert runs[1]["inference_windows_per_second"] > 0
 
 
-def test_train_command_takes_the_options_and_rejects_bad_ones_in_one_line(shared_data, tmp_path) -> None:
+def test_train_command_takes_the_options_and_rejects_bad_ones_in_one_line(real_data, tmp_path) -> None:
     runner = CliRunner()
     bad = runner.invoke(app, ["train", "--schedule", "sometimes", "--augment", "jitter,mixup"])
     assert bad.exit_code == 1 and "\n" not in str(bad.exception)
     assert "schedule: Input should be 'constant', 'cosine' or 'plateau'" in str(bad.exception)
     assert "augment.1" in str(bad.exception) and "mixup" in str(bad.exception)
     out = tmp_path / "r.json"
-    result = runner.invoke(app, ["train", "--dataset", "hapt", "--data-dir", str(shared_data), "--model", "cnn",
+    result = runner.invoke(app, ["train", "--dataset", "hapt", "--data-dir", str(real_data), "--model", "cnn",
                                  "--param", "filters=8", "--repeats", "1", "--epochs", "1", "--standardize",
                                  "--schedule", "cosine", "--weight-decay", "0.01", "--label-smoothing", "0.1",
                                  "--augment", "rotation,time_warp", "--out", str(out)])

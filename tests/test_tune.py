@@ -144,10 +144,10 @@ def test_the_pruning_callback_stops_fit_where_the_pruner_says() -> None:
 
 
 @pytest.fixture(scope="module")
-def hapt(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> WindowSet:
+def hapt(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> WindowSet:
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("HARLAB_CACHE", str(tmp_path_factory.mktemp("tune-cache")))
-        return load_dataset("hapt", shared_data)
+        return load_dataset("hapt", real_data)
 
 
 def test_empty_search_space_is_refused(hapt: WindowSet, tmp_path: Path) -> None:
@@ -228,12 +228,12 @@ def trials_in(db: Path) -> dict[int, tuple[str, float | None]]:
     return {number: (state, value) for number, state, value in rows}
 
 
-def test_killed_search_resumes_and_writes_the_best_spec_and_report(shared_data: Path, tmp_path: Path) -> None:
+def test_killed_search_resumes_and_writes_the_best_spec_and_report(real_data: Path, tmp_path: Path) -> None:
     spec = tmp_path / "kill.toml"
     spec.write_text(KILL_SPEC)
     out = tmp_path / "out"
     args = [sys.executable, "-m", "harlab", "tune", str(spec), "--trials", "3", "--out", str(out), "--data-dir",
-            str(shared_data), "--threads", "1"]
+            str(real_data), "--threads", "1"]
     process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not any(state == "COMPLETE" for state, _ in trials_in(out / "optuna.db").values()):

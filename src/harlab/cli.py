@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 import typing
 from collections.abc import Callable, Sequence
@@ -26,6 +28,13 @@ models_app = typer.Typer(help="List the registered models and show their layers.
 app.add_typer(models_app, name="models")
 experiment_app = typer.Typer(help="Run experiments from spec files and report on them.", no_args_is_help=True)
 app.add_typer(experiment_app, name="experiment")
+
+
+@app.callback()
+def _options(debug: Annotated[bool, typer.Option("--debug", help="Show the full traceback of an error instead "
+                                                 "of one line (also HARLAB_DEBUG=1).")] = False) -> None:
+    """Human activity recognition from raw sensor signals."""
+
 
 DataDir = Annotated[Path | None, typer.Option("--data-dir", help="Folder of local copies: DIR/<dataset>/ "
                                               "(default $HARLAB_DATA_DIR).", file_okay=False)]
@@ -677,10 +686,52 @@ def reproduce(
     say(f"{note}; report: {reproduce_report(results, out, note)}")
 
 
+_FIXES = {
+    errno.ENOSPC: "the disk is full; free space and run the same command again (finished runs are kept)",
+    errno.EDQUOT: "the disk quota is used up; free space and run the same command again",
+    errno.EACCES: "permission denied; choose a folder you may write to, or fix its permissions",
+    errno.EPERM: "not permitted; choose a folder you may write to, or fix its permissions",
+    errno.EROFS: "the file system is read-only; choose a writable folder",
+    errno.EISDIR: "is a folder where a file is needed; give a file path",
+    errno.ENOTDIR: "part of the path is a file, not a folder; fix the path (or HARLAB_CACHE)",
+    errno.ENOENT: "not found; check the path",
+    errno.EEXIST: "already exists; choose another path",
+    errno.ENAMETOOLONG: "the name is too long; choose a shorter path",
+}
+
+
+def one_line_error(exc: BaseException) -> str:
+    """What the user sees for an error that escaped a command: one line with the file and the fix."""
+    if isinstance(exc, HarlabError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        where = " → ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None)
+        fix = _FIXES.get(exc.errno or 0, f"{exc.strerror or exc}; check the path and the disk")
+        return f"{where or 'a file operation'}: {fix}"
+    if isinstance(exc, MemoryError):
+        return ("out of memory; use fewer or shorter windows, a smaller --batch-size or model, or a machine "
+                "with more memory")
+    if isinstance(exc, RecursionError):
+        return "the input is nested too deeply to read; check the file for runaway nesting"
+    first = next(iter(str(exc).strip().splitlines()), "")
+    return (f"unexpected {type(exc).__name__}" + (f" ({first[:300]})" if first else "")
+            + "; run again with --debug for the traceback, and please report it")
+
+
 def main() -> None:
-    """Entry point: user errors become one line on stderr and exit status 1."""
+    """Entry point: any error becomes one line on stderr and exit status 1 (`harlab --debug ...` or
+    HARLAB_DEBUG=1 shows the traceback instead); Ctrl-C exits with 130."""
     try:
         app()
-    except HarlabError as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+    except KeyboardInterrupt:
+        console.print("interrupted", highlight=False)
+        sys.exit(130)
+    except Exception as exc:
+        if _debug_wanted():
+            raise
+        console.print(f"[bold red]error:[/] {escape(one_line_error(exc))}", highlight=False)
         sys.exit(1)
+
+
+def _debug_wanted() -> bool:
+    return os.environ.get("HARLAB_DEBUG", "") not in ("", "0") or "--debug" in sys.argv[1:2]
