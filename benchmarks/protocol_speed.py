@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -101,8 +100,8 @@ def main() -> None:
     args = parser.parse_args()
     wall = None
     if args.run:
-        if args.out.exists():
-            shutil.rmtree(args.out)
+        if args.out.exists():  # a timed run starts from nothing; never delete a folder we were merely pointed at
+            parser.error(f"--out {args.out} exists; pass a new folder (or delete it yourself)")
         command = [sys.executable, "-m", "harlab", "reproduce", "--out", str(args.out)]
         if args.data_dir:
             command += ["--data-dir", str(args.data_dir)]

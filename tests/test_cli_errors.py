@@ -70,4 +70,5 @@ def test_an_error_from_deep_inside_is_one_line_and_debug_shows_its_traceback(
 def test_a_cache_that_is_a_file_is_one_line_naming_it(tmp_path: Path) -> None:
     not_a_folder = tmp_path / "cache"
     not_a_folder.write_text("a file, not a folder")
-    assert_one_line(harlab("data", "info", "hapt", env={"HARLAB_CACHE": str(not_a_folder)}), str(not_a_folder))
+    assert_one_line(harlab("data", "info", "hapt", env={"HARLAB_CACHE": str(not_a_folder)}),
+                    f"{not_a_folder}: harlab's cache is not a folder — point HARLAB_CACHE at a folder")

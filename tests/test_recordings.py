@@ -138,7 +138,7 @@ def test_jittered_timestamps_land_on_a_uniform_grid(tmp_path: Path) -> None:
 
 def test_gaps_split_stretches(tmp_path: Path) -> None:
     t = np.concatenate([seconds(1000), 30 + seconds(1000)])  # a 10 s gap after 20 s
-    files = [write(tmp_path / f"{name}.csv", t, ["sit"] * 2000) for name in "ab"]  # two subjects: no time split
+    files = [write(tmp_path / f"{name}.csv", t, blocks(2000, 500)) for name in "ab"]  # two subjects: no time split
     both = load(tmp_path, files, window=64, step=32, max_gap_s=1.0)
     ws = both.select(both.subject == 1)
     clock = ws.X[:, :, ws.channels.index("clock")]

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from harlab.console import console, say
 from harlab.errors import HarlabError
+from harlab.files import check_output_folder
 
 app = typer.Typer(help="Human activity recognition from raw sensor signals.", no_args_is_help=True,
                   pretty_exceptions_enable=False, add_completion=False)
@@ -323,6 +324,8 @@ def train(
     from harlab.models.registry import get_entry
 
     _set_threads(threads)
+    if save is not None:
+        check_output_folder(save, "bundle")  # before hours of training, not after
     if cv not in get_args(SplitKind):
         raise HarlabError(f"--cv {cv}: choose one of {', '.join(get_args(SplitKind))}")
     if early_stopping is not None:
@@ -457,10 +460,10 @@ def experiment_run(
         _run_experiment(experiment, data, out, backend=runner)
         _report_experiment(out)
         return
-    from harlab.experiments.store import ResultsStore
+    from harlab.experiments.store import ResultsStore, writing
     from harlab.tracking import ExperimentTracker
 
-    with ExperimentTracker.open(experiment, out, tracking_uri) as tracker:
+    with writing(out), ExperimentTracker.open(experiment, out, tracking_uri) as tracker:  # one writer, MLflow too
         _run_experiment(experiment, data, out, backend=runner, on_run=tracker.log_run)
         tracker.finish(ResultsStore(out), _report_experiment(out))
     say(f"tracked in MLflow: {tracker.uri}")
@@ -485,6 +488,7 @@ def experiment_save(
     from harlab.experiments.splits import folds
     from harlab.experiments.store import ResultsStore, run_place
 
+    check_output_folder(to, "bundle")
     store = ResultsStore(directory)
     spec = parse_spec(store.spec(), directory / "spec.json")
     data = load_tutorial_dataset(spec.dataset, data_dir, **spec.dataset_options)

@@ -110,6 +110,20 @@ def _import_mlflow() -> Any:
     return mlflow
 
 
+def _store_errors() -> tuple[type[Exception], ...]:
+    """What a failing or damaged tracking store raises: MLflow's own errors, file errors, and the database
+    errors of its SQL store (a damaged mlflow.db surfaces as SQLAlchemy's, not MLflow's)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return _import_mlflow().exceptions.MlflowException, OSError, SQLAlchemyError
+
+
+def _failure(uri: str, exc: Exception) -> HarlabError:
+    fix = ("; the store's database is damaged: move it aside (a new one is made) or pass another --tracking-uri"
+           if "DatabaseError" in type(exc).__name__ else "")
+    return HarlabError(f"MLflow tracking at {uri} failed: {_one_line(exc)}{fix}")
+
+
 class ExperimentTracker:
     """Logs one invocation of an experiment to MLflow; use as a context manager (see `open`)."""
 
@@ -164,8 +178,8 @@ class ExperimentTracker:
             if not tracker._dataset_record():
                 tracker._tag_parent()
             tracker._resume()
-        except (mlflow.exceptions.MlflowException, OSError) as exc:
-            raise HarlabError(f"MLflow tracking at {uri} failed: {_one_line(exc)}") from None
+        except _store_errors() as exc:
+            raise _failure(uri, exc) from None
         return tracker
 
     @staticmethod
@@ -245,7 +259,7 @@ class ExperimentTracker:
         try:
             self._log(configuration.config.key(), configuration.label, configuration.config.model_dump(mode="json"),
                       run)
-        except (_import_mlflow().exceptions.MlflowException, OSError) as exc:
+        except _store_errors() as exc:
             self.failed = True
             say(f"MLflow tracking at {self.uri} failed ({_one_line(exc)}); training goes on, the runs are logged "
                 "when the experiment finishes")
@@ -285,7 +299,7 @@ class ExperimentTracker:
     def finish(self, store: ResultsStore, report_path: Path, bundle: Path | None = None) -> None:
         """Log every run of `store` not logged yet (trained before tracking, or whose logging failed), then
         the HTML report (and a bundle folder, if given) to the parent run, and end it."""
-        mlflow = _import_mlflow()
+        errors = _store_errors()
         try:
             self._resume()  # a run whose logging failed may have left a half-logged child
             self._dataset_record()
@@ -296,6 +310,6 @@ class ExperimentTracker:
             if bundle is not None:
                 self.client.log_artifacts(self.parent_id, str(bundle), f"bundle/{bundle.name}")
             self.client.set_terminated(self.parent_id, "FINISHED")
-        except (mlflow.exceptions.MlflowException, OSError) as exc:
-            raise HarlabError(f"MLflow tracking at {self.uri} failed: {_one_line(exc)}") from None
+        except errors as exc:
+            raise _failure(self.uri, exc) from None
         self.ended = True

@@ -12,11 +12,11 @@ from typing import Any
 
 from harlab.console import say
 from harlab.data import hapt, uci_har, wisdm
-from harlab.data.fetch import cache_dir, local_data_dir
+from harlab.data.fetch import cache_dir, check_recorded_sha256, local_data_dir
 from harlab.data.recordings import load_recordings_dataset
 from harlab.data.signals import UciHarPipeline
 from harlab.data.tree import FileTree
-from harlab.data.windowset import Provenance, WindowSet, load_windowset, save_windowset
+from harlab.data.windowset import Provenance, UnusableWindows, WindowSet, load_windowset, save_windowset
 from harlab.errors import DataError, HarlabError
 
 TUTORIAL_DATASET = uci_har.NAME
@@ -24,13 +24,22 @@ FALLBACK_DATASET = hapt.NAME
 
 
 def _cached(name: str, identity: str, options: dict[str, Any], build: Callable[[], WindowSet]) -> WindowSet:
+    """The windows from the cache where a file for this key is there and intact, else built and cached. A cache
+    file that cannot be used (damaged, altered, not a regular file) is rebuilt with a note; a cache that cannot
+    be written is skipped with one."""
     key = {"dataset": name, "identity": identity, **options}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     path = cache_dir() / "windows" / f"{name}-{digest}.npz"
-    if (cached := load_windowset(path, key)) is not None:
-        return cached
+    try:
+        if (cached := load_windowset(path, key)) is not None:
+            return cached
+    except UnusableWindows as exc:
+        say(f"note: {path}: cache {exc.problem}; rebuilding")
     windows = build()
-    save_windowset(windows, path, key)
+    try:
+        save_windowset(windows, path, key)
+    except OSError as exc:
+        say(f"note: {path}: cannot write the cache ({exc.strerror or exc}); continuing without it")
     return windows
 
 
@@ -56,6 +65,8 @@ def load_uci_har(data_dir: Path | None = None, offline: bool = False, quiet: boo
             raise HarlabError(f"uci-har: no local copy and nothing cached in {cache_dir() / uci_har.NAME}")
         local, origin = uci_har.fetch(quiet=quiet), "official"
     tree = FileTree.open(local)
+    if origin == "cache" and local.is_file():
+        check_recorded_sha256(local, tree.identity, uci_har.NAME)
 
     def build() -> WindowSet:
         X, y, subjects, classes, test_subjects, differences = uci_har.read(tree)

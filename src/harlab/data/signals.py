@@ -8,12 +8,14 @@ overlap inside each labelled segment, never across two.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage, signal
 
 from harlab.errors import HarlabError
+from harlab.limits import MEMORY
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,18 @@ def butter_lowpass(x: np.ndarray, cutoff_hz: float, sampling_rate: float, order:
     return signal.sosfiltfilt(sos, x, axis=0)
 
 
+def window_count(n_samples: int, length: int, step: int) -> int:
+    """How many full windows of `length` samples, `step` apart, fit in `n_samples` (as `window_starts` cuts them)."""
+    return max(0, (n_samples - length) // step + 1)
+
+
+def check_window_memory(count: int, window: int, channels: int, step: int) -> None:
+    """Refuse, before any is cut, `count` windows (float32) that would take more memory than the MEMORY limit."""
+    MEMORY.check(count * window * channels * np.dtype(np.float32).itemsize,
+                 f"windows of {window} samples every {step} ({count:,} windows × {channels} channels)",
+                 "raise --step or lower --window")
+
+
 def window_starts(n_samples: int, length: int, step: int) -> np.ndarray:
     """Start indices of the full windows of `length` samples, `step` apart, that fit in `n_samples`."""
     if n_samples < length:
@@ -77,6 +91,18 @@ class UciHarPipeline:
     noise_cutoff_hz: float | None = 20.0
     gravity_cutoff_hz: float | None = 0.3
     order: int = 3
+
+    def output_channels(self, n_channels: int, n_accelerometer: int) -> int:
+        """How many channels `filter` gives for a recording of `n_channels`, `n_accelerometer` of them acceleration."""
+        return n_channels + (n_accelerometer if self.gravity_cutoff_hz is not None else 0)
+
+    def check_size(self, recordings: Sequence[Recording], labels: set[int] | None = None) -> None:
+        """Refuse, before anything is filtered, recordings whose `windows` (of segments with `labels`, all when
+        None) would together take more memory than the MEMORY limit."""
+        count = sum(window_count(seg.stop - seg.start, self.window, self.step) for rec in recordings
+                    for seg in rec.segments if labels is None or seg.label in labels)
+        channels = max((self.output_channels(len(r.channels), len(r.accelerometer)) for r in recordings), default=0)
+        check_window_memory(count, self.window, channels, self.step)
 
     def filter(self, rec: Recording) -> tuple[np.ndarray, tuple[str, ...]]:
         """Filtered signals [samples, out channels] of a whole recording, and their names."""

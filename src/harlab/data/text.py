@@ -1,4 +1,5 @@
-"""Fast, strict reading of whitespace-separated numeric text files (the UCI and HAPT formats)."""
+"""Fast, strict reading of whitespace-separated numeric text files (the UCI and HAPT formats), and of UTF-8 text
+files, with one-line errors."""
 
 from __future__ import annotations
 
@@ -10,6 +11,22 @@ import numpy as np
 import pandas as pd
 
 from harlab.errors import DataError
+
+
+def not_utf8(exc: UnicodeDecodeError) -> str:
+    """What a UnicodeDecodeError means, for a message: `not UTF-8 text (byte 0xfc at offset 5083)`."""
+    return f"not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})"
+
+
+def read_text_file(path: Path, fix: str) -> str:
+    """A UTF-8 text file's contents; one that cannot be read, or is not UTF-8 (`fix` says what to give instead), is
+    a one-line DataError."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DataError(path, f"cannot read ({exc.strerror or exc})", "check the path") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(path, not_utf8(exc), fix) from None
 
 
 def _diagnose(data: bytes, source: Path | str, n_cols: int | None, integer: bool) -> DataError:

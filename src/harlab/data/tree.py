@@ -1,4 +1,5 @@
-"""A read-only view of a dataset's files, whether they sit in a folder or inside a (nested) zip."""
+"""A read-only view of a dataset's files, whether they sit in a folder or inside a (nested) zip; members are read
+within the decompression limits of `harlab.data.fetch`."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from harlab.data.fetch import member_target, open_zip
+from harlab.data import fetch
+from harlab.data.fetch import Inflation, member_target, open_zip, regular_file
 from harlab.errors import DataError
 from harlab.files import sha256_file
 
@@ -16,11 +18,13 @@ from harlab.files import sha256_file
 class FileTree:
     """Files by relative POSIX name, read as bytes; `where(name)` names a file in error messages."""
 
-    def __init__(self, root: Path, names: list[str], zip_file: zipfile.ZipFile | None, identity: str | None):
+    def __init__(self, root: Path, names: list[str], zip_file: zipfile.ZipFile | None, identity: str | None,
+                 inflation: Inflation | None = None):
         self.root = root
         self._names = names
         self._zip = zip_file
         self._identity = identity
+        self._inflation = inflation or Inflation()  # shared with inner archives: one total for the whole tree
 
     @property
     def identity(self) -> str:
@@ -42,13 +46,14 @@ class FileTree:
         return cls._from_zip(path, zf, None)
 
     @classmethod
-    def _from_zip(cls, path: Path, zf: zipfile.ZipFile, identity: str | None) -> FileTree:
+    def _from_zip(cls, path: Path, zf: zipfile.ZipFile, identity: str | None,
+                  inflation: Inflation | None = None) -> FileTree:
         names = []
         for info in zf.infolist():
             member_target(Path("/nonexistent-root"), info.filename, path)
             if not info.is_dir():
                 names.append(info.filename)
-        return cls(path, names, zf, identity)
+        return cls(path, names, zf, identity, inflation)
 
     def names(self) -> list[str]:
         return list(self._names)
@@ -62,10 +67,14 @@ class FileTree:
         return self.root / name
 
     def read(self, name: str) -> bytes:
+        """A file's bytes: a folder's regular file, or a zip member decompressed within the limits."""
         try:
             if self._zip is None:
+                regular_file(self.root / name, "use the dataset's own files", limit=fetch.MAX_MEMBER_BYTES)
                 return (self.root / name).read_bytes()
-            return self._zip.read(name)
+            info = self._zip.getinfo(name)
+            with self._zip.open(info) as stream:
+                return self._inflation.read(stream, self.root, f"member {name!r}", info.compress_size)
         except (zipfile.BadZipFile, OSError, EOFError, KeyError, zlib.error) as exc:
             raise DataError(self.where(name), f"cannot read ({exc})",
                             "the file or archive is truncated or corrupt; fetch the dataset again") from None
@@ -82,7 +91,7 @@ class FileTree:
                 except zipfile.BadZipFile:
                     raise DataError(self.where(name), "inner archive is not a readable zip",
                                     "the archive is corrupt; fetch it again") from None
-                tree = FileTree._from_zip(self.where(name), inner, hashlib.sha256(data).hexdigest())
+                tree = FileTree._from_zip(self.where(name), inner, hashlib.sha256(data).hexdigest(), self._inflation)
                 if tree.find(marker) is not None:
                     return tree
         raise DataError(self.root, f"no {PurePosixPath(marker).name} found inside",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harlab.data.fetch import cache_dir, download
+from harlab.data.fetch import cache_dir, download, record_sha256
 from harlab.data.text import parse_activity_labels, read_table
 from harlab.data.tree import FileTree
 from harlab.errors import DataError
@@ -40,10 +40,11 @@ def find_local(folder: Path) -> Path | None:
 
 
 def fetch(quiet: bool = False) -> Path:
-    """Download the official archive into the cache (once) and return its path."""
+    """Download the official archive into the cache (once), record its sha256 beside it (UCI publishes no
+    checksum; see `check_recorded_sha256`), and return its path."""
     target = cache_dir() / NAME / ARCHIVE
     if not target.exists():
-        download(URL, target, quiet=quiet)
+        record_sha256(target, download(URL, target, quiet=quiet))
     return target
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import stat
 import zipfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -14,7 +16,7 @@ import numpy as np
 from harlab.errors import DataError
 from harlab.files import atomic_write_bytes
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: with the sha256 of its content
 
 
 @dataclass(frozen=True)
@@ -89,30 +91,63 @@ class WindowSet:
                 "test_subjects": list(self.test_subjects), "provenance": asdict(self.provenance)}
 
 
+class UnusableWindows(DataError):
+    """A windows file that cannot be used: not a regular file, unreadable, or its content does not match its
+    checksum. `problem` says which (a cache is rebuilt on it; a dataset folder's file is an error)."""
+
+    def __init__(self, path: Path, problem: str):
+        super().__init__(path, problem, "write it again (for a dataset folder: import its recordings again)")
+        self.problem = problem
+
+
+def content_sha256(arrays: dict[str, np.ndarray | None], meta: bytes) -> str:
+    """sha256 of the arrays (name, dtype, shape and bytes of each; None for an absent one) and the metadata's
+    JSON bytes."""
+    digest = hashlib.sha256()
+    for name, array in arrays.items():
+        if array is None:
+            digest.update(f"{name}:none;".encode())
+            continue
+        array = np.ascontiguousarray(array)
+        digest.update(f"{name}:{array.dtype.str}:{array.shape};".encode())
+        digest.update(array.data)
+    digest.update(meta)
+    return digest.hexdigest()
+
+
 def save_windowset(ws: WindowSet, path: Path, key: dict[str, Any]) -> None:
-    """Write `ws` to an uncompressed npz (no pickled objects) atomically, tagged with a cache `key`."""
+    """Write `ws` to an uncompressed npz (no pickled objects) atomically, tagged with a cache `key` and the
+    sha256 of its content (`content_sha256`), which loading checks."""
     buffer = io.BytesIO()
-    meta = {"format": CACHE_FORMAT, "key": key, **ws.metadata()}
-    arrays = {"test_mask": ws.test_mask} if ws.test_mask is not None else {}
-    np.savez(buffer, X=ws.X, y=ws.y, subject=ws.subject, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
-             **arrays)
+    meta = json.dumps({"format": CACHE_FORMAT, "key": key, **ws.metadata()}).encode()
+    arrays = {"X": ws.X, "y": ws.y, "subject": ws.subject, "test_mask": ws.test_mask}
+    checksum = content_sha256(arrays, meta).encode()
+    present = {name: array for name, array in arrays.items() if array is not None}
+    np.savez(buffer, meta=np.frombuffer(meta, np.uint8), checksum=np.frombuffer(checksum, np.uint8), **present)
     atomic_write_bytes(path, buffer.getvalue())
 
 
 def load_windowset(path: Path, key: dict[str, Any]) -> WindowSet | None:
-    """The cached WindowSet at `path` if it exists and was made with the same `key`, else None."""
-    if not path.exists():
+    """The WindowSet at `path` if it exists and was made with the same `key` (else None), after checking its
+    content against the checksum it carries; `UnusableWindows` where it is not a regular file (a device or pipe
+    would never end or never answer), is unreadable, or its content does not match."""
+    if not (path.exists() or path.is_symlink()):
         return None
     try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise UnusableWindows(path, "is not a regular file")
         with np.load(path, allow_pickle=False) as npz:
-            meta = json.loads(npz["meta"].tobytes())
-            if meta.get("format") != CACHE_FORMAT or meta.get("key") != key:
+            text = npz["meta"].tobytes()
+            meta = json.loads(text)
+            if not isinstance(meta, dict) or meta.get("format") != CACHE_FORMAT or meta.get("key") != key:
                 return None
-            X, y, subject = npz["X"], npz["y"], npz["subject"]
-            test_mask = npz["test_mask"] if "test_mask" in npz.files else None
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-        raise DataError(path, f"unreadable cache file ({exc})", "delete it; it will be rebuilt") from None
-    return WindowSet(X=X, y=y, subject=subject, channels=tuple(meta["channels"]),
-                     classes=tuple(meta["classes"]), sampling_rate=meta["sampling_rate"], step=meta["step"],
-                     test_subjects=tuple(meta["test_subjects"]), provenance=Provenance(**meta["provenance"]),
-                     test_mask=test_mask)
+            arrays = {name: npz[name] if name in npz.files else None for name in ("X", "y", "subject", "test_mask")}
+            checksum = npz["checksum"].tobytes() if "checksum" in npz.files else b""
+        if checksum != content_sha256(arrays, text).encode():
+            raise UnusableWindows(path, "content does not match its checksum")
+        return WindowSet(X=arrays["X"], y=arrays["y"], subject=arrays["subject"], channels=tuple(meta["channels"]),
+                         classes=tuple(meta["classes"]), sampling_rate=meta["sampling_rate"], step=meta["step"],
+                         test_subjects=tuple(meta["test_subjects"]), provenance=Provenance(**meta["provenance"]),
+                         test_mask=arrays["test_mask"])
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+        raise UnusableWindows(path, f"is unreadable ({' '.join(str(exc).split())})") from None

@@ -4,7 +4,9 @@ and cut into windows within continuous stretches of one user's recording.
 
 Checksum: the WISDM lab publishes none (none found for WISDM_ar_latest.tar.gz), so harlab trusts the first
 download: it records the archive's sha256 beside it (`WISDM_ar_latest.tar.gz.sha256`) and in the windows'
-provenance, and refuses a cached archive whose sha256 later differs from the recorded one.
+provenance, and refuses a cached archive whose sha256 later differs from the recorded one. A cached archive
+without a record (put there by hand, or its record deleted) cannot be checked: it is trusted as it is, with a
+one-line note saying so, and recorded.
 
 Unlike the WISDM tutorial, windows never span two users, a skipped record or a gap in the timestamps (more
 than MAX_GAP_NS = 1 s, i.e. 20 samples, between consecutive records, or a jump back), and nothing is
@@ -17,7 +19,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -26,10 +27,12 @@ import numpy as np
 import pandas as pd
 
 from harlab.console import say
-from harlab.data.fetch import cache_dir, download
+from harlab.data import fetch
+from harlab.data.fetch import cache_dir, check_recorded_sha256, download, read_tar_member, record_sha256, regular_file
+from harlab.data.signals import check_window_memory
 from harlab.data.windowset import Provenance, WindowSet
 from harlab.errors import DataError, HarlabError
-from harlab.files import atomic_write_bytes, sha256_file
+from harlab.files import sha256_file
 
 NAME = "wisdm"
 URL = "https://www.cis.fordham.edu/wisdm/includes/datasets/latest/WISDM_ar_latest.tar.gz"
@@ -167,6 +170,7 @@ def make_windows(records: Records, window: int, step: int, source: str,
     if not per_stretch.sum():
         raise DataError(source, f"no continuous stretch holds a window of {window} samples (the longest has "
                         f"{int((stops - starts).max())})", "use a shorter --window")
+    check_window_memory(int(per_stretch.sum()), window, records.xyz.shape[1], step)
     first = np.repeat(starts, per_stretch)
     offsets = np.arange(len(first)) - np.repeat(np.cumsum(per_stretch) - per_stretch, per_stretch)
     first = first + offsets * step
@@ -200,35 +204,15 @@ def find_local(folder: Path) -> Path | None:
     return next((archive for archive in archives if archive.is_file()), None)
 
 
-def _recorded_sha256(archive: Path) -> Path:
-    return archive.with_name(archive.name + ".sha256")
-
-
-def _record_sha256(archive: Path, sha256: str) -> None:
-    atomic_write_bytes(_recorded_sha256(archive), f"{sha256}  {archive.name}\n".encode())
-
-
-def _trusted_cache(archive: Path) -> str:
-    """The cached archive's sha256, checked against the one recorded at its download (recorded now if none was)."""
-    actual = sha256_file(archive)
-    record = _recorded_sha256(archive)
-    if not record.exists():
-        _record_sha256(archive, actual)
-        return actual
-    expected = next(iter(record.read_text().split()), "")
-    if actual != expected:
-        raise DataError(archive, f"sha256 {actual} differs from {expected or 'nothing'} recorded in {record} at "
-                        "its download", f"the file was altered; delete both and run `harlab data fetch {NAME}`")
-    return actual
-
-
 def locate(data_dir: Path | None, offline: bool = False, quiet: bool = False) -> WisdmSource:
     """Find WISDM: a local copy in DATA_DIR/wisdm/, the cached archive, else download the official one."""
     if data_dir is not None and (found := find_local(data_dir / NAME)):
         return WisdmSource(found, "local", sha256_file(found))
     archive = cache_dir() / NAME / ARCHIVE
     if archive.is_file():
-        return WisdmSource(archive, "cache", _trusted_cache(archive))
+        sha256 = sha256_file(archive)
+        check_recorded_sha256(archive, sha256, NAME)
+        return WisdmSource(archive, "cache", sha256)
     if offline:
         raise HarlabError(f"{NAME}: no local copy in {data_dir} and nothing cached in {archive.parent}; "
                           f"run `harlab data fetch {NAME}` where the network is reachable")
@@ -237,26 +221,20 @@ def locate(data_dir: Path | None, offline: bool = False, quiet: bool = False) ->
     except HarlabError as exc:
         raise HarlabError(f"{NAME} could not be had: {exc} — put {ARCHIVE} or {RAW_MEMBER} in DIR/{NAME}/ "
                           "and pass --data-dir DIR") from None
-    _record_sha256(archive, sha256)
+    record_sha256(archive, sha256)
     return WisdmSource(archive, "official", sha256)
 
 
 def read_raw_text(path: Path) -> str:
-    """The raw records' text: the raw member of a .tar.gz read in memory (nothing is written), or a text file."""
+    """The raw records' text: the raw member of a .tar.gz read in memory within the decompression limits
+    (nothing is written), or a text file (of at most as many bytes as one archive member)."""
     if not path.name.endswith(_ARCHIVE_SUFFIXES):
+        regular_file(path, f"use WISDM's {RAW_MEMBER}", limit=fetch.MAX_MEMBER_BYTES)
         return path.read_bytes().decode("utf-8", "replace")
-    try:
-        with tarfile.open(path, "r:gz") as tar:
-            member = next((m for m in tar.getmembers() if PurePosixPath(m.name).name == RAW_MEMBER and m.isfile()
-                           and "__MACOSX" not in m.name), None)
-            if member is None:
-                raise DataError(path, f"no {RAW_MEMBER} inside", f"use the official {ARCHIVE} ({URL})")
-            handle = tar.extractfile(member)
-            assert handle is not None  # a regular file, checked above
-            return handle.read().decode("utf-8", "replace")
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise DataError(path, f"not a readable tar.gz archive ({exc})",
-                        "the file is truncated or corrupt; delete it and fetch it again") from None
+    data = read_tar_member(path, lambda name: PurePosixPath(name).name == RAW_MEMBER and "__MACOSX" not in name)
+    if data is None:
+        raise DataError(path, f"no {RAW_MEMBER} inside", f"use the official {ARCHIVE} ({URL})")
+    return data.decode("utf-8", "replace")
 
 
 def build_windowset(source: WisdmSource, window: int, step: int, options: dict[str, Any]) -> WindowSet:

@@ -2,9 +2,12 @@
 them on new recordings — model and hyperparameters, input channels and window, sampling rate, classes, the
 standardization fitted on the training subjects, versions, the scores it got, and the weights' sha256.
 
-Loading never unpickles anything: safetensors holds plain tensors, JSON the rest. A bundle whose weights do not
-match the recorded checksum, whose manifest lacks a key, or whose tensors do not fit the model is refused with
-one line.
+Loading never unpickles anything: safetensors holds plain tensors, JSON the rest. A bundle whose files are not
+regular files or too large (MAX_MANIFEST_BYTES, MAX_MODEL_BYTES), whose manifest lacks a key or has a field of
+the wrong type or length (a standardization with a zero, NaN or infinite value among them), whose weights do not
+match the recorded checksum, or whose tensors (names, shapes, dtypes, read from the safetensors header) do not
+fit the model is refused with one line — the model's shapes come from building it on the `meta` device, so a
+manifest asking for a huge model costs no memory before it is compared.
 """
 
 from __future__ import annotations
@@ -12,25 +15,109 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar
 
 import numpy as np
+import pydantic
 import torch
-from safetensors import SafetensorError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from harlab.data.fetch import regular_file
 from harlab.data.transforms import Standardizer
 from harlab.environment import describe_environment, now_iso
-from harlab.errors import DataError
+from harlab.errors import DataError, HarlabError
 from harlab.files import atomic_directory, atomic_write_json, sha256_file, umask
 from harlab.models.registry import create_model
 from harlab.training.loop import to_tensor
 
 FORMAT = 1
 WEIGHTS, MANIFEST = "model.safetensors", "manifest.json"
-REQUIRED = ("format", "model", "hyperparameters", "channels", "window", "step", "sampling_rate", "classes",
-            "standardization", "weights_sha256")
+MAX_MANIFEST_BYTES = 16 << 20  # a manifest is a few KB
+MAX_MODEL_BYTES = 2 << 30  # weights or an ONNX file (protobuf's own limit); harlab's largest models take a few MB
+_FIX = "the bundle is damaged or not harlab's; save it again"
+_SAFETENSORS_DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16",
+                       torch.int64: "I64", torch.int32: "I32", torch.uint8: "U8", torch.bool: "BOOL"}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(strict=True, frozen=True)
+
+
+class Standardization(_Strict):
+    """Per-channel mean and standard deviation (finite, the deviations above 0)."""
+
+    mean: list[Annotated[float, Field(allow_inf_nan=False)]]
+    std: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]]
+
+
+class Preprocessing(_Strict):
+    """How raw recordings become the model's channels (see `preprocessing_of`)."""
+
+    pipeline: Literal["none", "uci-har"]
+    raw_channels: list[str] = []
+    accelerometer: list[str] = []
+
+
+class ModelInput(_Strict):
+    """What using a model needs, as a bundle's manifest or an ONNX file's metadata declares it."""
+
+    channels: list[str] = Field(min_length=1)
+    classes: list[str] = Field(min_length=1)
+    window: int = Field(gt=0)
+    step: int = Field(gt=0)
+    sampling_rate: float = Field(gt=0, allow_inf_nan=False)
+    preprocessing: Preprocessing | None = None
+
+    @model_validator(mode="after")
+    def _pipeline_makes_the_channels(self) -> ModelInput:
+        steps = self.preprocessing
+        if steps is not None and steps.pipeline == "uci-har":
+            if not set(steps.accelerometer) <= set(steps.raw_channels):
+                raise ValueError("field preprocessing: accelerometer names channels that are not in raw_channels")
+            made = {f"total_{c}" for c in steps.accelerometer} | {f"body_{c}" for c in steps.raw_channels}
+            if missing := [c for c in self.channels if c not in made]:
+                raise ValueError(f"field preprocessing: the uci-har pipeline does not make channel(s) "
+                                 f"{', '.join(missing[:3])} from raw_channels")
+        return self
+
+
+class Manifest(ModelInput):
+    """The keys of manifest.json that loading reads (the others — metrics, provenance, ... — are for people)."""
+
+    format: int
+    model: str
+    hyperparameters: dict[str, Any]
+    standardization: Standardization | None
+    weights_sha256: str = Field(pattern="^[0-9a-f]{64}$")
+
+    @model_validator(mode="after")
+    def _standardization_fits(self) -> Manifest:
+        stats = self.standardization
+        if stats is not None and not len(stats.mean) == len(stats.std) == len(self.channels):
+            raise ValueError(f"field standardization: {len(stats.mean)} means and {len(stats.std)} standard "
+                             f"deviations for {len(self.channels)} channels")
+        return self
+
+
+REQUIRED = tuple(name for name, field in Manifest.model_fields.items() if field.is_required())
+Schema = TypeVar("Schema", bound=BaseModel)
+
+
+def validated(schema: type[Schema], value: object, path: Path, fix: str) -> Schema:
+    """`value` checked against `schema`; a one-line DataError naming `path`, the first bad field and its value."""
+    try:
+        return schema.model_validate(value)
+    except pydantic.ValidationError as exc:
+        error = exc.errors()[0]
+        problem = error["msg"].removeprefix("Value error, ")
+        if error["loc"]:
+            found = repr(error["input"])
+            problem = (f"field {'.'.join(map(str, error['loc']))}: {problem} "
+                       f"(found {found if len(found) <= 60 else found[:59] + '…'})")
+        raise DataError(path, problem, fix) from None
 
 
 @dataclass(frozen=True)
@@ -68,7 +155,7 @@ def save_bundle(directory: Path, model: nn.Module, *, model_name: str, hyperpara
                 training: dict[str, Any], preprocessing: dict[str, Any] | None = None) -> Path:
     """Write a bundle folder atomically (replacing one that exists); return its path. `preprocessing` says how
     raw recordings become the model's channels (see `preprocessing_of`)."""
-    with atomic_directory(directory) as tmp:
+    with atomic_directory(directory, "bundle") as tmp:
         weights = tmp / WEIGHTS
         save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(weights))
         weights.chmod(0o666 & ~umask())
@@ -88,38 +175,59 @@ def load_bundle(directory: Path) -> Bundle:
     manifest_path, weights = directory / MANIFEST, directory / WEIGHTS
     if not directory.is_dir():
         raise DataError(directory, "not a model bundle folder", "pass the folder `harlab train --save` wrote")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(manifest_path, "missing", "this folder is not a complete harlab bundle") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(manifest_path, f"not valid JSON ({exc})", "the bundle is damaged; save it again") from None
-    if missing := [key for key in REQUIRED if key not in manifest]:
-        raise DataError(manifest_path, f"missing key(s) {', '.join(missing)}", "the bundle is damaged or not "
-                        "harlab's; save it again")
-    if manifest["format"] != FORMAT:
-        raise DataError(manifest_path, f"bundle format {manifest['format']}, this harlab reads {FORMAT}",
-                        "use the harlab version that wrote it")
-    if not weights.exists():
-        raise DataError(weights, "missing", "the bundle is incomplete; save it again")
+    manifest = read_manifest(manifest_path)
+    regular_file(weights, "the bundle is incomplete or damaged; save it again", limit=MAX_MODEL_BYTES)
     if (actual := sha256_file(weights)) != manifest["weights_sha256"]:
         raise DataError(weights, f"checksum mismatch (sha256 {actual[:12]}…, manifest says "
-                        f"{str(manifest['weights_sha256'])[:12]}…)", "the weights were altered or truncated; "
+                        f"{manifest['weights_sha256'][:12]}…)", "the weights were altered or truncated; "
                         "save the bundle again")
+    with torch.device("meta"):  # the shapes the manifest asks for, without allocating them
+        expected = {name: (tuple(tensor.shape), _SAFETENSORS_DTYPES.get(tensor.dtype, str(tensor.dtype)))
+                    for name, tensor in _model_of(manifest, manifest_path).state_dict().items()}
     try:
+        with safe_open(str(weights), framework="pt") as header:
+            declared = {name: (tuple(header.get_slice(name).get_shape()), header.get_slice(name).get_dtype())
+                        for name in header.keys()}  # noqa: SIM118 — safe_open is not a mapping
+        if problems := sorted(set(expected) ^ set(declared)) or [
+                f"{name} {declared[name][1]}{list(declared[name][0])} ≠ {dtype}{list(shape)}"
+                for name, (shape, dtype) in expected.items() if declared[name] != (shape, dtype)]:
+            raise DataError(weights, f"tensors do not fit model {manifest['model']!r}: "
+                            f"{', '.join(map(str, problems[:3]))}", "the manifest and weights come from different "
+                            "models; save the bundle again")
         state = load_file(str(weights))
     except (SafetensorError, OSError) as exc:
         raise DataError(weights, f"unreadable weights ({exc})", "save the bundle again") from None
-    model = create_model(manifest["model"], len(manifest["channels"]), manifest["window"], len(manifest["classes"]),
-                         **manifest["hyperparameters"])
-    expected = model.state_dict()
-    if problems := sorted(set(expected) ^ set(state)) or [
-            f"{k} {tuple(state[k].shape)} ≠ {tuple(v.shape)}" for k, v in expected.items()
-            if state[k].shape != v.shape]:
-        raise DataError(weights, f"tensors do not fit model {manifest['model']!r}: {', '.join(map(str, problems[:3]))}",
-                        "the manifest and weights come from different models; save the bundle again")
+    model = _model_of(manifest, manifest_path)
     model.load_state_dict(state)
     return Bundle(model.eval(), manifest)
+
+
+def read_manifest(path: Path) -> dict[str, Any]:
+    """A bundle's manifest.json, checked: a regular file of at most MAX_MANIFEST_BYTES, a JSON object with every
+    key loading needs, of this harlab's format, each field of the right type (`Manifest`)."""
+    regular_file(path, "this folder is not a complete harlab bundle", limit=MAX_MANIFEST_BYTES)
+    try:
+        manifest = json.loads(path.read_bytes())
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise DataError(path, f"not valid JSON ({exc})", "the bundle is damaged; save it again") from None
+    if not isinstance(manifest, dict):
+        raise DataError(path, f"a JSON {type(manifest).__name__}, not an object", _FIX)
+    if missing := [key for key in REQUIRED if key not in manifest]:
+        raise DataError(path, f"missing key(s) {', '.join(missing)}", _FIX)
+    if manifest["format"] != FORMAT:
+        raise DataError(path, f"bundle format {manifest['format']!r}, this harlab reads {FORMAT}",
+                        "use the harlab version that wrote it")
+    validated(Manifest, manifest, path, _FIX)
+    return manifest
+
+
+def _model_of(manifest: dict[str, Any], manifest_path: Path) -> nn.Module:
+    """The model the manifest names, built on the current default device; its errors name the manifest."""
+    try:
+        return create_model(manifest["model"], len(manifest["channels"]), manifest["window"],
+                            len(manifest["classes"]), **manifest["hyperparameters"])
+    except HarlabError as exc:
+        raise DataError(manifest_path, f"fields model and hyperparameters: {exc}", _FIX) from None
 
 
 def save_run_bundle(directory: Path, model: nn.Module, config: Any, data: Any, standardizer: Standardizer | None,

@@ -45,7 +45,7 @@ def export_coreml(bundle: Bundle, path: Path, flat_input: bool = False) -> Path:
     model.user_defined_metadata.update({"classes": ",".join(bundle.classes), "channels": ",".join(bundle.channels),
                                         "sampling_rate": str(bundle.manifest["sampling_rate"]),
                                         "window": str(bundle.window)})
-    with atomic_directory(path) as tmp:
+    with atomic_directory(path, "mlpackage") as tmp:
         package = tmp / path.name
         model.save(str(package))
         for item in package.iterdir():

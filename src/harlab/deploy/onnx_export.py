@@ -76,6 +76,9 @@ def export_onnx(bundle: Bundle, path: Path, flat_input: bool = False) -> Path:
     onnx.checker.check_model(model, full_check=True)
     data = model.SerializeToString()
     difference = parity(wrapper, data, torch.randn(5, *shape))
+    if not np.isfinite(difference):
+        raise HarlabError(f"{path}: the model gives NaN or infinite probabilities; not written — its weights are "
+                          "not finite (a diverged training?); train it again")
     if difference > PARITY_TOLERANCE:
         raise HarlabError(f"{path}: ONNX Runtime differs from PyTorch by {difference:.2g} (> {PARITY_TOLERANCE}); "
                           "not written")

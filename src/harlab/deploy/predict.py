@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from harlab.data.fetch import regular_file
 from harlab.data.signals import Recording, UciHarPipeline, window_starts
 from harlab.deploy.onnx_export import ONNX_METADATA
 from harlab.errors import DataError, HarlabError
@@ -42,28 +43,52 @@ class WindowModel:
     preprocessing: dict[str, Any]
     probabilities: Callable[[np.ndarray], np.ndarray] = field(repr=False)
 
+    def input_columns(self, names: tuple[str, ...], where: str | Path) -> tuple[str, ...]:
+        """The columns of a recording (named `names`) this model reads: its own channels where all are there,
+        else the raw acc/gyro columns its UCI HAR pipeline starts from; a one-line error naming the columns
+        needed and those found otherwise."""
+        if all(c in names for c in self.channels):
+            return self.channels
+        uci_har = self.preprocessing.get("pipeline") == "uci-har"
+        raw = tuple(self.preprocessing.get("raw_channels", ())) if uci_har else ()
+        if raw and all(c in names for c in raw):
+            return raw
+        needed = raw or self.channels
+        found = ", ".join(map(str, names[:12])) + (", …" if len(names) > 12 else "") or "none"
+        raise DataError(where, f"missing column(s) {', '.join(c for c in needed if c not in names)}: the model "
+                        f"needs {', '.join(needed)}; found {found}", "rename the recording's columns to these names")
+
     def model_signals(self, signals: np.ndarray, names: tuple[str, ...], where: str) -> np.ndarray:
         """The recording's samples [n, len(names)] as this model's input channels [n, channels]: taken as they
         are when named like the model's, else made with the UCI HAR pipeline from raw acc/gyro columns."""
-        if all(c in names for c in self.channels):
-            return signals[:, [names.index(c) for c in self.channels]]
-        raw = tuple(self.preprocessing.get("raw_channels", ()))
-        if self.preprocessing.get("pipeline") != "uci-har" or not all(c in names for c in raw):
-            needed = raw if self.preprocessing.get("pipeline") == "uci-har" else self.channels
-            missing = [c for c in needed if c not in names]
-            raise DataError(where, f"missing column(s) {', '.join(missing)}; the model reads {len(needed)} "
-                            "columns named so", "rename the recording's columns to match")
-        recording = Recording(signals[:, [names.index(c) for c in raw]], raw, self.sampling_rate, [], 0,
-                              accelerometer=tuple(raw.index(c) for c in self.preprocessing["accelerometer"]))
+        columns = self.input_columns(names, where)
+        picked = signals[:, [names.index(c) for c in columns]]
+        if columns == self.channels:
+            return picked
+        recording = Recording(picked, columns, self.sampling_rate, [], 0,
+                              accelerometer=tuple(columns.index(c) for c in self.preprocessing["accelerometer"]))
         filtered, filtered_names = UciHarPipeline(window=self.window).filter(recording)
         return filtered[:, [filtered_names.index(c) for c in self.channels]]
 
+    def window_probabilities(self, X: np.ndarray) -> np.ndarray:
+        """Class probabilities [n, classes] of raw windows X [n, window, channels]; a one-line refusal where the
+        model gives another shape or values that are not finite (damaged weights or standardization)."""
+        probabilities = np.asarray(self.probabilities(X))
+        if probabilities.shape != (len(X), len(self.classes)):
+            raise DataError(self.source, f"the model gives outputs of shape {list(probabilities.shape)} for "
+                            f"{len(X)} windows of {len(self.classes)} classes", "save or export the model again")
+        if not np.isfinite(probabilities).all():
+            raise DataError(self.source, "the model gives NaN or infinite probabilities", "its weights or "
+                            "standardization are damaged; save or export the model again")
+        return probabilities
+
 
 def open_model(path: Path) -> WindowModel:
-    """A bundle folder (PyTorch) or an .onnx file written by `harlab export` (ONNX Runtime)."""
-    if path.is_dir():
-        from harlab.deploy.bundle import load_bundle
+    """A bundle folder (PyTorch) or an .onnx file written by `harlab export` (ONNX Runtime): a regular file of at
+    most MAX_MODEL_BYTES whose harlab metadata is well-formed and fits the graph's input and output shapes."""
+    from harlab.deploy.bundle import MAX_MODEL_BYTES, ModelInput, load_bundle, validated
 
+    if path.is_dir():
         bundle = load_bundle(path)
         manifest = bundle.manifest
 
@@ -73,27 +98,44 @@ def open_model(path: Path) -> WindowModel:
 
         return WindowModel(str(path), tuple(bundle.channels), tuple(bundle.classes), bundle.window,
                            float(manifest["sampling_rate"]), manifest.get("preprocessing") or {}, probabilities)
-    if path.suffix != ".onnx" or not path.exists():
-        raise DataError(path, "not a bundle folder or an .onnx file", "pass what `harlab train --save` or "
-                        "`harlab export --onnx` wrote")
+    fix = "pass what `harlab train --save` or `harlab export --onnx` wrote"
+    if path.suffix != ".onnx" or not (path.exists() or path.is_symlink()):
+        raise DataError(path, "not a bundle folder or an .onnx file", fix)
+    regular_file(path, fix, limit=MAX_MODEL_BYTES)
     import onnxruntime
 
     try:
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        meta = json.loads(session.get_modelmeta().custom_metadata_map[ONNX_METADATA])
-    except (KeyError, json.JSONDecodeError):
-        raise DataError(path, "no harlab metadata", "export the model with `harlab export --onnx`") from None
+        text = session.get_modelmeta().custom_metadata_map.get(ONNX_METADATA)
     except Exception as exc:  # onnxruntime's own exception types; the user needs one line
-        raise DataError(path, f"not a readable ONNX model ({str(exc).splitlines()[0]})", "export it again") from None
+        raise DataError(path, f"not a readable ONNX model ({str(exc).strip().splitlines()[0]})",
+                        "export it again") from None
+    export = "export the model again with `harlab export --onnx`"
+    if text is None:
+        raise DataError(path, f"no harlab metadata (model property {ONNX_METADATA!r})", export)
+    try:
+        meta = json.loads(text)
+    except (json.JSONDecodeError, RecursionError):
+        meta = None
+    if not isinstance(meta, dict):
+        raise DataError(path, "its harlab metadata is not a JSON object", export)
     if meta.get("flat_input"):
         raise DataError(path, "exported with --flat-input", "export it again without --flat-input to predict here")
+    spec = validated(ModelInput, meta, path, export)
+    takes = ", ".join(f"{i.type} {list(i.shape[1:])}" for i in session.get_inputs()) or "nothing"
+    gives = ", ".join(f"{o.type} {list(o.shape[1:])}" for o in session.get_outputs()) or "nothing"
+    says = (f"tensor(float) {[spec.window, len(spec.channels)]}", f"tensor(float) {[len(spec.classes)]}")
+    if (takes, gives) != says:
+        raise DataError(path, f"its graph takes {takes} and gives {gives} per window; its harlab metadata says "
+                        f"{says[0]} and {says[1]}", export)
     name = session.get_inputs()[0].name
 
     def onnx_probabilities(X: np.ndarray) -> np.ndarray:
         return session.run(None, {name: X.astype(np.float32)})[0]
 
-    return WindowModel(str(path), tuple(meta["channels"]), tuple(meta["classes"]), int(meta["window"]),
-                       float(meta["sampling_rate"]), meta.get("preprocessing") or {}, onnx_probabilities)
+    preprocessing = spec.preprocessing.model_dump() if spec.preprocessing else {}
+    return WindowModel(str(path), tuple(spec.channels), tuple(spec.classes), spec.window, spec.sampling_rate,
+                       preprocessing, onnx_probabilities)
 
 
 def smooth(probabilities: np.ndarray, windows: int) -> np.ndarray:
@@ -113,7 +155,7 @@ def predict_signals(model: WindowModel, signals: np.ndarray, step: int | None = 
     if len(starts) == 0:
         raise HarlabError(f"the recording has {len(signals)} samples, fewer than one window ({model.window})")
     index = starts[:, None] + np.arange(model.window)[None, :]
-    parts = [model.probabilities(signals[index[i:i + batch_size]].astype(np.float32))
+    parts = [model.window_probabilities(signals[index[i:i + batch_size]].astype(np.float32))
              for i in range(0, len(index), batch_size)]
     probabilities = smooth(np.concatenate(parts), smoothing)
     best = probabilities.argmax(1)
@@ -151,13 +193,13 @@ def predict(model: str | Path | WindowModel, recording: pd.DataFrame, *, rate: f
     if source_rate is not None and abs(source_rate - model.sampling_rate) > 0.01 * model.sampling_rate:
         raise HarlabError(f"the recording is at {source_rate:.4g} Hz, the model at {model.sampling_rate:g} Hz; "
                           "resample it first (harlab predict does that for files)")
-    numeric = recording[list(names)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
-    signals = model.model_signals(numeric, names, "recording")
-    if np.isnan(signals).any():
-        row, column = np.argwhere(np.isnan(numeric))[0]
-        raise HarlabError(f"recording: column {names[column]} has a missing or non-numeric value in row {row + 1} "
-                          f"({int(np.isnan(numeric).any(axis=1).sum())} rows in all); fill or drop those rows")
-    return predict_signals(model, signals, step, smoothing)
+    columns = model.input_columns(names, "recording")
+    numeric = recording[list(columns)].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+    if (bad := ~np.isfinite(numeric)).any():
+        row, column = np.argwhere(bad)[0]
+        raise HarlabError(f"recording: column {columns[column]} has a missing, non-numeric or infinite value in row "
+                          f"{row + 1} ({int(bad.any(axis=1).sum())} rows in all); fill or drop those rows")
+    return predict_signals(model, model.model_signals(numeric, columns, "recording"), step, smoothing)
 
 
 def read_model_input(model: WindowModel, path: Path, *, time_column: str = "time",
@@ -166,20 +208,12 @@ def read_model_input(model: WindowModel, path: Path, *, time_column: str = "time
     pipeline starts from — resampled to the model's rate. The time column may hold seconds, milliseconds or
     date-times (see harlab.data.recordings); without one, `rate` gives the recording's rate. Other columns
     (labels, subject) are ignored."""
-    from harlab.data.recordings import SUFFIXES, read_signals
+    from harlab.data.recordings import SUFFIXES, read_header, read_signals
 
     if path.suffix.lower() not in SUFFIXES or not path.is_file():
         raise DataError(path, "not a CSV or Parquet file", "pass the recording's .csv or .parquet file")
-    if SUFFIXES[path.suffix.lower()] == "csv":
-        header = list(pd.read_csv(path, nrows=0).columns)
-    else:
-        import pyarrow.parquet
-
-        header = pyarrow.parquet.read_schema(path).names
-    names = list(model.channels)
-    raw = list(model.preprocessing.get("raw_channels", ()))
-    if not all(c in header for c in names) and raw and all(c in header for c in raw):
-        names = raw
+    header = read_header(path)
+    names = list(model.input_columns(tuple(c for c in header if c != time_column), path))
     signals = read_signals(path, names, model.sampling_rate, time_column, source_rate=rate)
     return pd.DataFrame(signals, columns=names)
 
@@ -228,7 +262,7 @@ class StreamPredictor:
             context = self.buffer[max(0, offset - self.context):offset]
             signals = self.model.model_signals(context, self.names, "stream")
             window = signals[-self.model.window:][None].astype(np.float32)
-            self.recent = [*self.recent, self.model.probabilities(window)[0]][-self.smoothing:]
+            self.recent = [*self.recent, self.model.window_probabilities(window)[0]][-self.smoothing:]
             mean = np.mean(self.recent, axis=0)
             yield StreamPrediction(self.next_end - self.model.window, self.next_end - 1,
                                    self.model.classes[int(mean.argmax())], float(mean.max()), mean)

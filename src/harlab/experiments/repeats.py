@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_serializer
 
+from harlab.console import say
 from harlab.data.transforms import Standardizer
 from harlab.data.windowset import WindowSet
 from harlab.environment import describe_environment, now_iso
@@ -23,7 +24,8 @@ from harlab.errors import DataError, HarlabError
 from harlab.evaluation.metrics import score
 from harlab.evaluation.statistics import describe
 from harlab.experiments.splits import OWN_SPLIT, Fold, SplitSpec, folds
-from harlab.files import atomic_write_json
+from harlab.files import atomic_write_json, exclusive
+from harlab.limits import RUNS
 from harlab.models.registry import (
     Augmentation,
     Schedule,
@@ -37,6 +39,7 @@ from harlab.training.loop import TrainConfig, fit, predict, to_tensor
 
 # Settings added after results were first recorded: left out of dumps while unset, so older records still match.
 LATER_SETTINGS = ("schedule", "weight_decay", "label_smoothing", "augment")
+MAX_SEED = 2**32 - 1  # NumPy's and Optuna's seeds are 32-bit
 
 
 class RunSettings(BaseModel):
@@ -48,11 +51,11 @@ class RunSettings(BaseModel):
     standardize: bool = False
     epochs: int | None = Field(default=None, ge=1)
     batch_size: int | None = Field(default=None, ge=1)
-    learning_rate: float = Field(default=1e-3, gt=0)
+    learning_rate: float = Field(default=1e-3, gt=0, allow_inf_nan=False)
     validation_split: float | None = Field(default=None, ge=0, lt=1)
     patience: int | None = Field(default=None, ge=0)
     schedule: Schedule | None = None
-    weight_decay: float | None = Field(default=None, ge=0)
+    weight_decay: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     label_smoothing: float | None = Field(default=None, ge=0, lt=1)
     augment: tuple[Augmentation, ...] | None = None
     split: SplitSpec = Field(default_factory=SplitSpec)
@@ -75,7 +78,14 @@ class RepeatConfig(RunSettings):
 
     hyperparameters: dict[str, Any] = Field(default_factory=dict)
     repeats: int = Field(default=10, ge=1)
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
+
+    @field_validator("repeats")
+    @classmethod
+    def _within_limit(cls, value: int) -> int:
+        """At most the RUNS limit (harlab.limits), refused before anything is planned."""
+        RUNS.check(value, f"repeats={value}", "train fewer repeats")
+        return value
 
     @field_validator("hyperparameters")
     @classmethod
@@ -141,19 +151,24 @@ def dataset_record(data: WindowSet, train: WindowSet, test: WindowSet) -> dict[s
 
 
 def load_previous(path: Path, config: RepeatConfig, dataset: dict[str, Any]) -> list[RunResult]:
-    """Finished runs of an earlier invocation with the same configuration (repeats aside) and data."""
+    """Finished runs of an earlier invocation with the same configuration (repeats aside) and data; a run found
+    twice (same fold and repeat, e.g. from merged files) counts once, the first kept, with a one-line note."""
     if not path.exists():
         return []
     try:
-        previous = json.loads(path.read_text())
+        previous = json.loads(path.read_bytes())
         same = (same_configuration(previous["config"], config.model_dump(mode="json"))
                 and previous["dataset"] == dataset)
         runs = [RunResult(**run) for run in previous["runs"]]  # records without folds: the fixed split
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # ValueError: not JSON or not UTF-8
         raise DataError(path, f"not a harlab results file ({exc})", "choose another --out") from None
     if not same:
         raise HarlabError(f"{path} holds runs of a different configuration or dataset; choose another --out")
-    return runs
+    unique = {(run.fold, run.repeat): run for run in reversed(runs)}
+    if len(unique) < len(runs):
+        say(f"{path}: {len(runs) - len(unique)} run(s) stored twice (same fold and repeat); each counts once, as "
+            "first stored")
+    return [run for run in runs if unique[run.fold, run.repeat] is run]
 
 
 def same_configuration(a: dict[str, Any], b: dict[str, Any], ignore: tuple[str, ...] = ("repeats",)) -> bool:
@@ -275,7 +290,15 @@ def run_repeats(data: WindowSet, config: RepeatConfig, out: Path,
                 on_epoch: Callable[[], None] = lambda: None,
                 on_model: Callable[[RunResult, torch.nn.Module, PreparedData], None] | None = None) -> dict[str, Any]:
     """Train and score `config.repeats` seeded runs on every fold of `config.split` (by default the data's own
-    train/test split); write `out` after each run. `on_model` sees each newly trained model (see RunTrainer.run)."""
+    train/test split); write `out` after each run. `on_model` sees each newly trained model (see RunTrainer.run).
+    `out` is locked (beside it, .NAME.lock) while this runs: a second process on it is refused in one line."""
+    with exclusive(out, out.with_name(f".{out.name}.lock")):
+        return _run_repeats(data, config, out, on_run, on_epoch, on_model)
+
+
+def _run_repeats(data: WindowSet, config: RepeatConfig, out: Path, on_run: Callable[[RunResult], None],
+                 on_epoch: Callable[[], None],
+                 on_model: Callable[[RunResult, torch.nn.Module, PreparedData], None] | None) -> dict[str, Any]:
     fold_list = folds(data, config.split)
     RunTrainer(data, fold_list[0]).check(config)
     train_config = config.train_config()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from harlab.data.windowset import WindowSet
 from harlab.environment import describe_environment, now_iso
@@ -12,7 +13,7 @@ from harlab.experiments.backends import Backend, LocalBackend
 from harlab.experiments.repeats import RunResult, RunTrainer, split_record
 from harlab.experiments.spec import Configuration, ExperimentSpec
 from harlab.experiments.splits import folds
-from harlab.experiments.store import ResultsStore, run_place
+from harlab.experiments.store import ResultsStore, run_place, writing
 from harlab.reports.plots import channel_histograms, save_figure
 
 CHANNELS_FIGURE = "channels.png"
@@ -37,7 +38,8 @@ def run_experiment(spec: ExperimentSpec, data: WindowSet, out: Path, shared: Seq
     A run that one of the `shared` stores (other experiments on the same data) already holds — same
     configuration, same seed, hence the same result — is copied from it instead of trained again, marked
     with the experiment it came from. The runs left to train go to `backend` (default: `LocalBackend`, in this
-    process, in plan order), after the copied ones; each row is appended here as its run finishes.
+    process, in plan order), after the copied ones; each row is appended here as its run finishes. The folder is
+    locked while this runs: a second process on the same `out` is refused in one line.
 
     `on_start` is called once before training with what is planned and already done, `on_epoch` after every
     epoch and `on_run` after every finished run, so a caller can show progress over the whole experiment.
@@ -47,40 +49,47 @@ def run_experiment(spec: ExperimentSpec, data: WindowSet, out: Path, shared: Seq
     first = RunTrainer(data, fold_lists[configurations[0].label][0])
     for configuration in configurations:
         first.check(configuration.config)
-    store = ResultsStore.open(out, spec, split_record(data, spec.split), describe_environment())
-    if not (out / CHANNELS_FIGURE).exists():
-        save_figure(channel_histograms(first.train), out / CHANNELS_FIGURE, out / "channels.svg")
-    del first  # the backend prepares the folds it trains on
-    finished = store.finished()
+    with writing(out):  # one process writes a results folder at a time
+        store = ResultsStore.open(out, spec, split_record(data, spec.split), describe_environment())
+        if not (out / CHANNELS_FIGURE).exists():
+            save_figure(channel_histograms(first.train), out / CHANNELS_FIGURE, out / "channels.svg")
+        del first  # the backend prepares the folds it trains on
+        finished = store.finished()
+        elsewhere = _runs_elsewhere(store, shared)
+        plan = [(c, fold, repeat) for c in configurations for fold in fold_lists[c.label]
+                for repeat in range(1, spec.repeats + 1)]
+        epochs = {c.label: c.config.train_config().epochs for c in configurations}
+        done = [(c, f, r) for c, f, r in plan if (c.config.key(), f.name, r) in finished]
+        on_start(Progress(len(plan), len(done), sum(epochs[c.label] for c, _, _ in plan),
+                          sum(epochs[c.label] for c, _, _ in done)))
+        missing = []
+        for configuration, fold, repeat in plan:
+            key = configuration.config.key()
+            if (key, fold.name, repeat) in finished:
+                continue
+            if (key, fold.name, repeat) not in elsewhere:
+                missing.append((configuration, fold, repeat))
+                continue
+            row = {**elsewhere[key, fold.name, repeat], "label": configuration.label, "swept": configuration.swept}
+            run = RunResult(**{k: row[k] for k in RunResult.__dataclass_fields__ if k in row})
+            for _ in range(epochs[configuration.label]):
+                on_epoch()
+            store.append(row)
+            on_run(configuration, run)
+        for (configuration, _, _), run in (backend or LocalBackend()).train(data, missing, on_epoch):
+            store.append({"key": configuration.config.key(), "label": configuration.label, "swept": configuration.swept,
+                          "config": configuration.config.model_dump(mode="json"), **asdict(run), "finished": now_iso()})
+            on_run(configuration, run)
+        return store
+
+
+def _runs_elsewhere(store: ResultsStore, shared: Sequence[ResultsStore]) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """The runs other experiments on the same data trained themselves, by place, marked with where they came from."""
     dataset = store.dataset()
     elsewhere = {}
     for other in shared:
-        if other.directory != out and other.dataset() == dataset:
+        if other.directory != store.directory and other.dataset() == dataset:
             for row in other.rows():
                 if "copied_from" not in row:
                     elsewhere[run_place(row)] = {**row, "copied_from": other.spec()["name"]}
-    plan = [(c, fold, repeat) for c in configurations for fold in fold_lists[c.label]
-            for repeat in range(1, spec.repeats + 1)]
-    epochs = {c.label: c.config.train_config().epochs for c in configurations}
-    done = [(c, f, r) for c, f, r in plan if (c.config.key(), f.name, r) in finished]
-    on_start(Progress(len(plan), len(done), sum(epochs[c.label] for c, _, _ in plan),
-                      sum(epochs[c.label] for c, _, _ in done)))
-    missing = []
-    for configuration, fold, repeat in plan:
-        key = configuration.config.key()
-        if (key, fold.name, repeat) in finished:
-            continue
-        if (key, fold.name, repeat) not in elsewhere:
-            missing.append((configuration, fold, repeat))
-            continue
-        row = {**elsewhere[key, fold.name, repeat], "label": configuration.label, "swept": configuration.swept}
-        run = RunResult(**{k: row[k] for k in RunResult.__dataclass_fields__ if k in row})
-        for _ in range(epochs[configuration.label]):
-            on_epoch()
-        store.append(row)
-        on_run(configuration, run)
-    for (configuration, _, _), run in (backend or LocalBackend()).train(data, missing, on_epoch):
-        store.append({"key": configuration.config.key(), "label": configuration.label, "swept": configuration.swept,
-                      "config": configuration.config.model_dump(mode="json"), **asdict(run), "finished": now_iso()})
-        on_run(configuration, run)
-    return store
+    return elsewhere

@@ -9,15 +9,17 @@ error, not an hour of training.
 from __future__ import annotations
 
 import itertools
+import math
 import tomllib
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 
+from harlab.data.text import read_text_file
 from harlab.errors import DataError, HarlabError
-from harlab.experiments.repeats import RepeatConfig, RunSettings
+from harlab.experiments.repeats import MAX_SEED, RepeatConfig, RunSettings
+from harlab.limits import RUNS, load_yaml
 from harlab.models.registry import ModelEntry, get_entry, validate_hyperparameters
 
 # Settings of a run besides the model's hyperparameters; any of them can be fixed or swept.
@@ -113,7 +115,7 @@ class ExperimentSpec(RunSettings):
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     variants: list[dict[str, Any]] = Field(default_factory=list)
     repeats: int = Field(default=10, ge=1)
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
     tutorial: TutorialReference = Field(default_factory=TutorialReference)
     search: dict[str, SearchDimension] = Field(default_factory=dict)
 
@@ -191,8 +193,11 @@ class ExperimentSpec(RunSettings):
 
     def configurations(self) -> list[Configuration]:
         """Every configuration of the grid, in the grid's order, then the variants, each validated (model and
-        hyperparameters)."""
+        hyperparameters); counted first, and refused over the RUNS limit with the repeats."""
         keys = list(self.grid)
+        count = (math.prod(map(len, self.grid.values())) if keys or not self.variants else 0) + len(self.variants)
+        RUNS.check(count * self.repeats, f"spec {self.name!r}: {count:,} configuration(s) × {self.repeats} repeats",
+                   "sweep fewer values or train fewer repeats")
         grid = [dict(zip(keys, values, strict=True)) for values in itertools.product(*(self.grid[k] for k in keys))]
         configurations = []
         for swept in (grid if keys or not self.variants else []) + self.variants:
@@ -227,6 +232,9 @@ def one_line(exc: ValidationError) -> str:
 
 def parse_spec(data: dict[str, Any], where: Path | str, overrides: dict[str, Any] | None = None) -> ExperimentSpec:
     """Validate spec `data` read from `where`; `overrides` (e.g. repeats) replace fields first."""
+    if not isinstance(data, dict):
+        found = "empty" if data is None else f"a {type(data).__name__}"
+        raise DataError(where, f"the spec is {found}, not a table of settings", "see experiments/*.toml for examples")
     try:
         spec = ExperimentSpec(**{**data, **(overrides or {})})
         spec.configurations()
@@ -239,20 +247,15 @@ def parse_spec(data: dict[str, Any], where: Path | str, overrides: dict[str, Any
 
 def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> ExperimentSpec:
     """Read and validate a spec from a .toml, .yaml or .yml file."""
+    if path.suffix not in {".toml", ".yaml", ".yml"}:
+        raise DataError(path, "unknown spec format", "name the file .toml, .yaml or .yml")
+    text = read_text_file(path, "give a TOML or YAML text file")
+    if path.suffix != ".toml":
+        return parse_spec(load_yaml(text, path), path, overrides)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DataError(path, f"cannot read the spec ({exc.strerror})", "check the path") from None
-    try:
-        if path.suffix == ".toml":
-            data = tomllib.loads(text)
-        elif path.suffix in {".yaml", ".yml"}:
-            data = yaml.safe_load(text)
-        else:
-            raise DataError(path, "unknown spec format", "name the file .toml, .yaml or .yml")
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise DataError(path, f"not valid {path.suffix[1:].upper()} ({' '.join(str(exc).split())})",
-                        "fix the syntax") from None
-    if not isinstance(data, dict):
-        raise DataError(path, "the spec is not a table of settings", "see experiments/*.toml for examples")
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise DataError(path, f"not valid TOML ({' '.join(str(exc).split())})", "fix the syntax") from None
+    except RecursionError:
+        raise DataError(path, "nested too deeply to be a spec", "fix the brackets") from None
     return parse_spec(data, path, overrides)

@@ -2,28 +2,39 @@
 per finished run, appended and fsynced as each run ends.
 
 A run killed mid-write leaves at most a torn last line, which is cut off when the store is opened again; a
-finished run is never lost or written twice, so running the same command again finishes what is missing.
+finished run is never lost or written twice, so running the same command again finishes what is missing. One
+process at a time writes a store (`writing`); a run found twice all the same (e.g. lines pasted in) counts once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
+from harlab.console import say
 from harlab.errors import DataError, HarlabError
 from harlab.experiments.repeats import same_configuration
 from harlab.experiments.spec import ExperimentSpec
-from harlab.files import atomic_write_json
+from harlab.files import atomic_write_json, disk_full_reported, exclusive
 
 SPEC_FILE, ENVIRONMENT_FILE, RUNS_FILE, DATASET_FILE = "spec.json", "environment.json", "runs.jsonl", "dataset.json"
+LOCK_FILE = ".lock"
+RUNS_KEPT = "the runs finished so far are kept"
 
 
 def run_place(row: dict[str, Any]) -> tuple[str, str, int]:
     """Which run a stored row is: (configuration key, fold, repeat); rows written before folds existed belong
     to the dataset's own (fixed) split."""
     return row["key"], row.get("fold", "fixed"), row["repeat"]
+
+
+def writing(directory: Path) -> contextlib.AbstractContextManager[None]:
+    """Hold the results folder `directory` for writing (DIR/.lock) while the block runs: a second harlab process on
+    the same --out is refused in one line instead of training and storing every run again."""
+    return exclusive(directory, directory / LOCK_FILE)
 
 
 class ResultsStore:
@@ -60,11 +71,12 @@ class ResultsStore:
     def _read_json(self, name: str) -> dict[str, Any]:
         path = self.directory / name
         try:
-            return json.loads(path.read_text())
+            return json.loads(path.read_bytes())
         except FileNotFoundError:
             raise DataError(path, "missing", "is this a harlab experiment folder?") from None
-        except json.JSONDecodeError as exc:
-            raise DataError(path, f"not valid JSON ({exc.msg})", "delete the folder and run again") from None
+        except ValueError as exc:  # not JSON, or not UTF-8
+            raise DataError(path, f"not valid JSON ({getattr(exc, 'msg', exc)})",
+                            "delete the folder and run again") from None
 
     def spec(self) -> dict[str, Any]:
         return self._read_json(SPEC_FILE)
@@ -85,20 +97,34 @@ class ResultsStore:
                 os.fsync(f.fileno())
 
     def rows(self) -> list[dict[str, Any]]:
-        """Every finished run, in the order they finished."""
+        """Every finished run, in the order they finished. A run stored twice (same configuration, fold and repeat:
+        the same seeded run) counts once, the first kept, with a one-line note: a pasted or merged line must
+        not change n, the means or the p-values, and refusing would lock the user out of finished results."""
         if not self.runs_path.exists():
             return []
-        rows = []
-        with self.runs_path.open(encoding="utf-8") as f:
+        rows: dict[tuple[str, str, int], dict[str, Any]] = {}
+        repeated = []
+        with self.runs_path.open("rb") as f:
             for number, line in enumerate(f, 1):
-                if not line.endswith("\n"):
+                if not line.endswith(b"\n"):
                     break  # torn by a kill mid-write: that run did not finish
                 try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise DataError(self.runs_path, f"damaged row ({exc.msg})", "delete that line and run again",
+                    row = json.loads(line)
+                    place = run_place(row)
+                except ValueError as exc:  # not JSON, or not UTF-8
+                    raise DataError(self.runs_path, f"damaged row ({getattr(exc, 'msg', exc)})",
+                                    "delete that line and run again", line=number) from None
+                except (KeyError, TypeError):
+                    raise DataError(self.runs_path, "not a run (no key or repeat)", "delete that line and run again",
                                     line=number) from None
-        return rows
+                if place in rows:
+                    repeated.append(number)
+                else:
+                    rows[place] = row
+        if repeated:
+            say(f"{self.runs_path}: line(s) {', '.join(map(str, repeated))} store a run again (same configuration, "
+                "fold and repeat); each run counts once, as first stored")
+        return list(rows.values())
 
     def finished(self) -> set[tuple[str, str, int]]:
         """(configuration key, fold, repeat) of every finished run."""
@@ -107,7 +133,7 @@ class ResultsStore:
     def append(self, row: dict[str, Any]) -> None:
         """Add one finished run, durably: written, flushed and fsynced before this returns."""
         line = json.dumps(row, separators=(",", ":")) + "\n"
-        with self.runs_path.open("a", encoding="utf-8") as f:
+        with disk_full_reported(self.runs_path, RUNS_KEPT), self.runs_path.open("a", encoding="utf-8") as f:
             f.write(line)
             f.flush()
             os.fsync(f.fileno())

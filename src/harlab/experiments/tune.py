@@ -9,13 +9,11 @@ with the spec's repeats into OUT/best/ like any experiment, and only then scored
 
 from __future__ import annotations
 
-import fcntl
 import json
 import math
 import time
 import warnings
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from types import ModuleType
@@ -28,13 +26,13 @@ import yaml
 from harlab.data.transforms import Standardizer
 from harlab.data.windowset import WindowSet
 from harlab.environment import describe_environment, now_iso
-from harlab.errors import HarlabError
+from harlab.errors import DataError, HarlabError
 from harlab.evaluation.statistics import Summary, describe
 from harlab.experiments.repeats import RunResult, hold_out_validation, same_configuration, split_record
 from harlab.experiments.runner import run_experiment
 from harlab.experiments.spec import RUN_SETTINGS, ExperimentSpec, SearchDimension, load_spec, parse_spec
 from harlab.experiments.splits import folds
-from harlab.experiments.store import SPEC_FILE, ResultsStore
+from harlab.experiments.store import SPEC_FILE, ResultsStore, writing
 from harlab.files import atomic_write_bytes, atomic_write_json
 from harlab.models.registry import create_model
 from harlab.reports.html import HtmlReport, add_environment
@@ -211,28 +209,23 @@ def _suggest(trial: optuna.Trial, key: str, dimension: SearchDimension) -> Any:
     return trial.suggest_float(key, dimension.low, dimension.high, step=dimension.step, log=dimension.log)
 
 
-@contextmanager
-def _exclusive(out: Path) -> Iterator[None]:
-    """Hold OUT/tune.lock: one search per folder (a killed one releases it with its process)."""
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / "tune.lock").open("w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise HarlabError(f"{out}: another harlab tune is running on this folder; wait for it or choose "
-                              "another --out") from None
-        yield
-
-
 def open_study(spec: ExperimentSpec, data: WindowSet, out: Path,
                pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
     """The study `spec.name` in OUT/optuna.db, created or resumed: trials a killed search left running are
     marked failed (they are not counted), and a study of another spec or other data is refused."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     optuna = import_optuna()
     out.mkdir(parents=True, exist_ok=True)
-    storage = optuna.storages.RDBStorage(f"sqlite:///{(out / SEARCH_DB).resolve()}")
-    study = optuna.create_study(storage=storage, study_name=spec.name, direction="minimize", load_if_exists=True,
-                                pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2))
+    database = out / SEARCH_DB
+    try:
+        storage = optuna.storages.RDBStorage(f"sqlite:///{database.resolve()}")
+        study = optuna.create_study(storage=storage, study_name=spec.name, direction="minimize", load_if_exists=True,
+                                    pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2))
+    except SQLAlchemyError as exc:
+        reason = " ".join(str(exc.orig if getattr(exc, "orig", None) else exc).split())[:200]
+        raise DataError(database, f"not a readable Optuna study ({reason})",
+                        "move it aside to start the search over, or choose another --out") from None
     identity = json.loads(json.dumps({
         "spec": {k: v for k, v in spec.model_dump(mode="json").items() if k not in FREE_FIELDS},
         "data": split_record(data, spec.split)}))
@@ -303,7 +296,7 @@ def tune(spec: ExperimentSpec, data: WindowSet, out: Path, trials: int = 20, tim
          pruner: optuna.pruners.BasePruner | None = None) -> TuneResult:
     """Search (see `search`), write the best configuration as OUT/best.yaml, train it `repeats` times (default:
     the spec's) into OUT/best/ and score those runs on the test split; write OUT/report.html and OUT/tune.json."""
-    with _exclusive(out):
+    with writing(out):  # one search per folder; a killed one releases it with its process
         study, parts = search(spec, data, out, trials, timeout, on_trial, on_start, pruner)
         records = [TrialRecord.of(t) for t in study.get_trials(deepcopy=False)]
         complete = [r for r in records if r.state == "complete"]

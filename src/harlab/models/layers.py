@@ -46,7 +46,8 @@ class ConvOptions(BaseModel):
     use_bias: bool = True
     kernel_initializer: InitializerName = "glorot_uniform"
     bias_initializer: BiasInitializerName = "zeros"
-    kernel_l2: float = Field(default=0.0, ge=0, description="Keras l2(λ): adds λ·Σw² of the kernels to the loss.")
+    kernel_l2: float = Field(default=0.0, ge=0, allow_inf_nan=False,
+                             description="Keras l2(λ): adds λ·Σw² of the kernels to the loss.")
     kernel_max_norm: float | None = Field(default=None, gt=0, description="Keras MaxNorm per filter, after each step.")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import torch
+from pydantic import PositiveInt
 from torch import nn
 
 from harlab.models.init import initialize, keras_init
@@ -46,8 +47,8 @@ class KerasLSTM(nn.Module):
 class LSTMClassifier(nn.Module):
     """LSTM(100) → Dropout(0.5) → Dense(100, relu) → Dense(classes); `layers` stacks, `bidirectional` doubles."""
 
-    def __init__(self, n_channels: int, n_timesteps: int, n_classes: int, units: int = 100, layers: int = 1,
-                 bidirectional: bool = False):
+    def __init__(self, n_channels: int, n_timesteps: int, n_classes: int, units: PositiveInt = 100,
+                 layers: PositiveInt = 1, bidirectional: bool = False):
         super().__init__()
         self.lstm = KerasLSTM(n_channels, units, layers, bidirectional)
         self.classifier = nn.Sequential(nn.Dropout(0.5), nn.Linear(self.lstm.output_size, 100), nn.ReLU(),

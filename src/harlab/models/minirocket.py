@@ -16,14 +16,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from itertools import combinations
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from pydantic import Field, PositiveInt
 from torch import nn
 
 from harlab.errors import HarlabError
+from harlab.limits import MEMORY
 from harlab.models.layers import ShapeError
 from harlab.models.registry import register
 
@@ -63,8 +65,9 @@ def _ppv(convolved: torch.Tensor, biases: torch.Tensor) -> torch.Tensor:
 class MiniRocket(nn.Module):
     """MiniRocket: fixed random dilated convolutions, PPV features and a ridge classifier (no gradient training)."""
 
-    def __init__(self, n_channels: int, n_timesteps: int, n_classes: int, features: int = 10_000,
-                 max_dilations_per_kernel: int = 32):
+    def __init__(self, n_channels: int, n_timesteps: int, n_classes: int,
+                 features: Annotated[int, Field(ge=len(KERNEL_POSITIONS))] = 10_000,
+                 max_dilations_per_kernel: PositiveInt = 32):
         super().__init__()
         if n_timesteps < KERNEL_LENGTH:
             raise ShapeError(f"MiniRocket needs windows of at least {KERNEL_LENGTH} steps")
@@ -122,6 +125,10 @@ class MiniRocket(nn.Module):
         that it weighs as much against the data term: copies identical to X give exactly the plain fit."""
         from sklearn.linear_model import RidgeClassifier, RidgeClassifierCV
 
+        windows = len(X) * (1 + len(copies))
+        MEMORY.check(windows * self.head.in_features * np.dtype(np.float32).itemsize,
+                     f"{self.head.in_features:,} MiniRocket features of {windows:,} windows (copies included)",
+                     "lower features, or the epochs that add augmented copies")
         try:
             from aeon.transformations.collection.convolution_based import MiniRocket as AeonMiniRocket
         except ImportError:

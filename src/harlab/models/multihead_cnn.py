@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
 import torch
-from pydantic import PositiveInt
+from pydantic import Field, PositiveInt
 from torch import nn
 
 from harlab.models.init import keras_init
@@ -18,7 +19,8 @@ class MultiHeadCNN(nn.Module):
     """Heads Conv1D(f, k) → Dropout(0.5) → MaxPool(2) → Flatten for k in 3, 5, 11; concatenated → Dense(100) → Dense."""
 
     def __init__(self, n_channels: int, n_timesteps: int, n_classes: int, filters: PositiveInt = 64,
-                 kernel_sizes: tuple[PositiveInt, ...] = (3, 5, 11), conv: ConvOptions = ConvOptions()):
+                 kernel_sizes: Annotated[tuple[PositiveInt, ...], Field(min_length=1)] = (3, 5, 11),
+                 conv: ConvOptions = ConvOptions()):
         super().__init__()
         self.heads = nn.ModuleList(
             nn.Sequential(Conv1D(n_channels, filters, k, conv), nn.Dropout(0.5), nn.MaxPool1d(2), TimeMajorFlatten())

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import pydantic
+import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from harlab.errors import HarlabError
+from harlab.limits import PARAMETERS
 from harlab.models.layers import ShapeError
 
 Builder = Callable[..., nn.Module]
@@ -134,15 +136,27 @@ def validate_hyperparameters(name: str, hyperparameters: dict[str, Any]) -> dict
 
 
 def create_model(name: str, n_channels: int, n_timesteps: int, n_classes: int, **hyperparameters: Any) -> nn.Module:
-    """Build model `name` for inputs [batch, n_channels, n_timesteps] and `n_classes` outputs."""
+    """Build model `name` for inputs [batch, n_channels, n_timesteps] and `n_classes` outputs; its size is
+    measured first on the meta device (shapes only, no memory) and refused over the PARAMETERS limit."""
     entry = get_entry(name)
     values = validate_hyperparameters(name, hyperparameters)
     for arg, options in entry.groups.items():
         values[arg] = options(**{k: values.pop(k) for k in options.model_fields})
-    try:
-        return entry.builder(n_channels=n_channels, n_timesteps=n_timesteps, n_classes=n_classes, **values)
-    except ShapeError as exc:
-        raise HarlabError(f"model {name!r} on windows of {n_timesteps} steps × {n_channels} channels: {exc}") from None
+    shape = f"windows of {n_timesteps} steps × {n_channels} channels"
+
+    def build() -> nn.Module:
+        try:
+            return entry.builder(n_channels=n_channels, n_timesteps=n_timesteps, n_classes=n_classes, **values)
+        except ShapeError as exc:
+            raise HarlabError(f"model {name!r} on {shape}: {exc}") from None
+
+    with torch.device("meta"):
+        skeleton = build()
+    given = ", ".join(f"{k}={v}" for k, v in hyperparameters.items())
+    PARAMETERS.check(sum(t.numel() for t in (*skeleton.parameters(), *skeleton.buffers())),
+                     f"model {name!r}{f' with {given}' if given else ''} on {shape}",
+                     "choose smaller hyperparameters (see `harlab models summary`)")
+    return build()
 
 
 def _load_builtin_models() -> None:

@@ -20,6 +20,8 @@ import torch
 from torch import nn
 
 from harlab.data.transforms import Standardizer
+from harlab.errors import HarlabError
+from harlab.limits import MEMORY
 from harlab.models.layers import apply_constraints, regularization_loss
 from harlab.models.registry import Augmentation, Schedule
 from harlab.training.seeding import seed_everything
@@ -112,6 +114,10 @@ def _fit_self(model: SelfFitting, X: torch.Tensor, y: torch.Tensor, config: Trai
     further epoch (a new draw each), all at once."""
     generator = seed_everything(seed)
     start = time.perf_counter()
+    if augment is not None:
+        MEMORY.check((config.epochs - 1) * X.numel() * X.element_size(),
+                     f"{config.epochs} epochs (an augmented copy of the {len(X):,} training windows for each after the "
+                     "first)", "train fewer epochs")
     copies = [augment(X, generator) for _ in range(config.epochs - 1)] if augment is not None else []
     model.fit_windows(X, y, seed, copies)
     fit_seconds = time.perf_counter() - start
@@ -129,10 +135,15 @@ def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor, config: TrainConfig,
     """Train `model` in place on X [n, channels, time], y [n]; reshuffle every epoch, keep the last batch.
 
     With `validation` (X, y), record its loss and accuracy after every epoch and, when the config has a
-    patience, stop early and restore the best epoch's weights. `augment` changes each training batch.
+    patience, stop early and restore the best epoch's weights. `augment` changes each training batch. Training
+    windows of fewer than two classes are refused: a classifier of one class scores 100 % and means nothing.
     """
     if config.patience is not None and validation is None:
         raise ValueError("early stopping (patience) needs a validation set")
+    if len(present := torch.unique(y).tolist()) < 2:
+        found = f"only one class (index {present[0]} of the dataset's classes)" if present else "no windows"
+        raise HarlabError(f"{found} in the training windows; a classifier needs at least two classes; train on "
+                          "windows of several activities (check the split and the labels)")
     if isinstance(model, SelfFitting):
         history = _fit_self(model, X, y, config, seed, validation, augment)
         if on_epoch is not None:
