@@ -165,6 +165,23 @@ def test_hapt_windows_every_sample_are_refused_before_they_are_cut(hapt_dir: Pat
     assert len(load_dataset("hapt", hapt_dir, quiet=True, step=64)) == 24
 
 
+def test_a_window_longer_than_every_recording_is_refused_not_an_empty_dataset(hapt_dir: Path) -> None:
+    for _ in range(2):  # the second load finds the cache: still refused
+        assert one_line(load_dataset, "hapt", hapt_dir, quiet=True, window=100_000) == (
+            "hapt: no windows of 100000 samples fit inside its labelled recordings; choose a shorter --window")
+
+
+def test_a_recording_that_is_a_pipe_or_missing_is_named_as_such(tmp_path: Path) -> None:
+    import os
+
+    from harlab.data.recordings import input_files
+
+    pipe = tmp_path / "rec.csv"
+    os.mkfifo(pipe)
+    assert one_line(input_files, [pipe]).startswith(f"{pipe}: not a regular file (a folder, device or pipe)")
+    assert one_line(input_files, [tmp_path / "gone.csv"]).startswith(f"{tmp_path / 'gone.csv'}: cannot read (missing)")
+
+
 def test_wisdm_windows_every_sample_are_refused_before_they_are_cut(monkeypatch: pytest.MonkeyPatch) -> None:
     n = 1000
     records = wisdm.Records(np.ones(n, np.int64), np.zeros(n, np.int64), np.arange(n) * 50_000_000,

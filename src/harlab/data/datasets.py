@@ -131,7 +131,11 @@ def load_dataset(name: str, data_dir: str | Path | None = None, quiet: bool = Fa
     accepted = set(inspect.signature(loader).parameters) - {"data_dir", "quiet"}
     if unknown := sorted(set(options) - accepted):
         raise HarlabError(f"dataset {name!r} has no option(s) {unknown}; it takes {sorted(accepted) or 'none'}")
-    return loader(local_data_dir(data_dir), quiet=quiet, **options)
+    windows = loader(local_data_dir(data_dir), quiet=quiet, **options)
+    if not len(windows):
+        raise HarlabError(f"{name}: no windows of {windows.window} samples fit inside its labelled recordings; "
+                          "choose a shorter --window")
+    return windows
 
 
 def load_tutorial_dataset(name: str | None, data_dir: str | Path | None = None, quiet: bool = False,

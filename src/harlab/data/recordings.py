@@ -62,6 +62,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from scipy import interpolate, signal, stats
 
 from harlab.console import say
+from harlab.data.fetch import regular_file
 from harlab.data.signals import Recording, UciHarPipeline, check_window_memory, window_count, window_starts
 from harlab.data.text import not_utf8, read_text_file
 from harlab.data.windowset import Provenance, WindowSet, load_windowset, save_windowset
@@ -166,11 +167,11 @@ def input_files(paths: Iterable[str | Path]) -> list[Path]:
             if not found:
                 raise DataError(path, "no .csv or .parquet files in this folder", "pass the recording files")
             files |= found
-        elif not path.is_file():
-            raise DataError(path, "file not found", "check the path")
-        elif path.suffix.lower() not in SUFFIXES:
-            raise DataError(path, f"unsupported file type {path.suffix or '(none)'!r}", "use .csv or .parquet files")
         else:
+            regular_file(path, "check the path; pass a recording's .csv or .parquet file")
+            if path.suffix.lower() not in SUFFIXES:
+                raise DataError(path, f"unsupported file type {path.suffix or '(none)'!r}",
+                                "use .csv or .parquet files")
             files.add(path)
     if not files:
         raise HarlabError("no recording files given; pass CSV or Parquet files")
