@@ -408,3 +408,34 @@ def test_a_full_disk_while_extracting_says_disk_full_not_corrupt_archive(tmp_pat
     with pytest.raises(DataError, match=r"out: disk full while writing") as info:
         fetch.safe_extract_zip(archive, tmp_path / "out")
     assert "corrupt" not in str(info.value) and sorted(p.name for p in tmp_path.iterdir()) == ["a.zip"]
+
+
+def test_a_file_that_cannot_be_made_is_named_not_its_temporary_name(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    with pytest.raises(DataError) as info:
+        atomic_write_json(blocker / "result.json", {"runs": 1})
+    assert str(info.value).startswith(f"{blocker / 'result.json'}: cannot write (") and ".part" not in str(info.value)
+
+
+def test_a_hand_edited_spec_json_is_one_line_naming_it_in_the_report(tmp_path: Path) -> None:
+    store = ResultsStore.open(tmp_path, parse_spec(SPEC, "spec"), {"d": 1}, {})
+    (tmp_path / "spec.json").write_text(json.dumps({**store.spec(), "name": 5, "repeats": "many"}))
+    with pytest.raises(DataError, match=r"spec\.json: bad experiment spec: name: Input should be a valid string"):
+        analyze(store)
+
+
+@pytest.mark.parametrize(("edit", "problem"), [
+    ({"accuracy": "high"}, "accuracy 'high' is not a fraction between 0 and 1"),
+    ({"accuracy": 93.1}, "accuracy 93.1 is not a fraction"),
+    ({"repeat": "1"}, "key, fold and repeat must be"),
+    ({"fit_seconds": -1}, "fit_seconds -1 is not a number of seconds")])
+def test_a_hand_edited_row_is_one_line_naming_its_line_and_value(tmp_path: Path, edit: dict[str, Any],
+                                                                  problem: str) -> None:
+    store = ResultsStore.open(tmp_path, parse_spec(SPEC, "spec"), {"d": 1}, {})
+    store.append({"key": "k", "repeat": 1, "accuracy": 0.9, "fit_seconds": 1.0})
+    store.append({"key": "k", "repeat": 2, "accuracy": 0.9, "fit_seconds": 1.0, **edit})
+    with pytest.raises(DataError) as info:
+        analyze(store)
+    assert str(info.value).startswith(f"{store.runs_path}:2: not a run ({problem}")
+    assert str(info.value).endswith("— delete that line and run again")

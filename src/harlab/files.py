@@ -42,9 +42,10 @@ def umask() -> int:
 def atomic_open(path: Path) -> Iterator[BinaryIO]:
     """Open a temporary file beside `path`; on success fsync and rename it over `path`, else delete it.
     The file gets the permissions an ordinary new file would (mkstemp's are owner-only)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     with disk_full_reported(path):
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+        with _named_as(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
         tmp = Path(tmp_name)
         try:
             os.fchmod(fd, 0o666 & ~umask())
@@ -52,10 +53,24 @@ def atomic_open(path: Path) -> Iterator[BinaryIO]:
                 yield handle
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(tmp, path)
+            with _named_as(path):
+                os.replace(tmp, path)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+
+
+@contextlib.contextmanager
+def _named_as(path: Path) -> Iterator[None]:
+    """An error of the file system while harlab itself makes `path` (not a full disk: that has its own line) as
+    one line naming `path`, not the temporary name beside it."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in DISK_FULL:
+            raise
+        raise DataError(path, f"cannot write ({exc.strerror or exc})",
+                        "choose a path in a folder you can write to") from None
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:

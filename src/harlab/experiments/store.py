@@ -117,6 +117,9 @@ class ResultsStore:
                 except (KeyError, TypeError):
                     raise DataError(self.runs_path, "not a run (no key or repeat)", "delete that line and run again",
                                     line=number) from None
+                if problem := _row_problem(row):
+                    raise DataError(self.runs_path, f"not a run ({problem})", "delete that line and run again",
+                                    line=number)
                 if place in rows:
                     repeated.append(number)
                 else:
@@ -137,6 +140,20 @@ class ResultsStore:
             f.write(line)
             f.flush()
             os.fsync(f.fileno())
+
+
+def _row_problem(row: dict[str, Any]) -> str:
+    """What makes a stored row unusable as a finished run (a hand edit, a foreign line), or "" when nothing does."""
+    if not (isinstance(row["key"], str) and isinstance(row["repeat"], int) and isinstance(row.get("fold", ""), str)):
+        return "key, fold and repeat must be text, text and a whole number"
+    for name in ("accuracy", "macro_f1"):
+        value = row.get(name, 0.0)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            return f"{name} {value!r} is not a fraction between 0 and 1"
+    seconds = row.get("fit_seconds", 0.0)
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < float("inf"):
+        return f"fit_seconds {seconds!r} is not a number of seconds"
+    return ""
 
 
 def _extends(previous: dict[str, Any], spec: dict[str, Any]) -> bool:

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from harlab.evaluation.statistics import Comparison, RankTest, Summary, compare_all, describe, rank_test
-from harlab.experiments.spec import ExperimentSpec
-from harlab.experiments.store import ResultsStore
+from harlab.experiments.spec import ExperimentSpec, parse_spec
+from harlab.experiments.store import SPEC_FILE, ResultsStore
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class ExperimentResult:
 
 def analyze(store: ResultsStore) -> ExperimentResult:
     """Group a store's finished runs by configuration, in the spec's order, and summarize and compare them."""
-    spec = ExperimentSpec(**store.spec())
+    spec = parse_spec(store.spec(), store.directory / SPEC_FILE)
     rows = store.rows()
     results = []
     for configuration in spec.configurations():
