@@ -439,3 +439,20 @@ def test_a_hand_edited_row_is_one_line_naming_its_line_and_value(tmp_path: Path,
         analyze(store)
     assert str(info.value).startswith(f"{store.runs_path}:2: not a run ({problem}")
     assert str(info.value).endswith("— delete that line and run again")
+
+
+def test_a_pipe_posing_as_a_bundle_manifest_is_refused_without_waiting(tmp_path: Path) -> None:
+    target = tmp_path / "b"
+    target.mkdir()
+    os.mkfifo(target / MANIFEST)
+    (target / WEIGHTS).write_bytes(b"")
+    with pytest.raises(DataError, match="exists and is not a harlab bundle"), atomic_directory(target, "bundle"):
+        pass
+
+
+def test_a_dataset_manifest_that_is_not_text_is_one_line(tmp_path: Path) -> None:
+    from harlab.data.recordings import load_recordings_dataset
+
+    (tmp_path / "dataset.json").write_bytes(bytes(range(256)))
+    with pytest.raises(DataError, match=r"dataset\.json: unreadable \("):
+        load_recordings_dataset(tmp_path)

@@ -112,10 +112,11 @@ class OutputKind:
 
     def holds(self, folder: Path) -> bool:
         """Whether `folder` is one of these, with nothing of the user's in it."""
-        if {p.name for p in folder.iterdir()} != self.names:
-            return False
+        marker = folder / self.marker
+        if {p.name for p in folder.iterdir()} != self.names or not marker.is_file() or marker.stat().st_size > 1 << 24:
+            return False  # is_file: a pipe or device there would never answer
         try:
-            value = json.loads((folder / self.marker).read_bytes())
+            value = json.loads(marker.read_bytes())
         except (OSError, ValueError):
             return False
         return isinstance(value, dict) and self.keys <= value.keys()

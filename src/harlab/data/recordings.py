@@ -653,8 +653,8 @@ def load_recordings_dataset(folder: str | Path) -> WindowSet:
         raise DataError(folder, "not a harlab dataset (no dataset.json)",
                         "make one with `harlab data import FILES --out FOLDER`")
     try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        manifest = json.loads(manifest_path.read_bytes())
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
         raise DataError(manifest_path, f"unreadable ({exc})", "import the recordings again") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise DataError(manifest_path, f"not a harlab recordings manifest (format {FORMAT} expected)",
