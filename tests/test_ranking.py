@@ -145,3 +145,9 @@ def test_report_shows_the_ranking_in_the_terminal_and_the_html(tmp_path: Path,
     for name in ("sota-critical-difference", "sota-cost", "sota-boxplot"):
         assert (tmp_path / "figures" / f"{name}.png").is_file() and (tmp_path / "figures" / f"{name}.svg").is_file()
     assert experiment_report(analyze(ResultsStore(tmp_path)), tmp_path) == tmp_path / "report.html"
+
+
+def test_a_cross_validation_plans_every_fold_of_every_repeat(tmp_path: Path) -> None:
+    spec = parse_spec({"name": "cv", "model": "cnn", "repeats": 2}, "spec")
+    store = ResultsStore.open(tmp_path, spec, {"folds": {"fold1": [1], "fold2": [2], "fold3": [3]}}, {})
+    assert analyze(store).planned == 2 * 3

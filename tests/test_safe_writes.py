@@ -456,3 +456,13 @@ def test_a_dataset_manifest_that_is_not_text_is_one_line(tmp_path: Path) -> None
     (tmp_path / "dataset.json").write_bytes(bytes(range(256)))
     with pytest.raises(DataError, match=r"dataset\.json: unreadable \("):
         load_recordings_dataset(tmp_path)
+
+
+def test_a_full_disk_while_caching_windows_goes_on_without_the_cache(request: pytest.FixtureRequest,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    said: list[str] = []
+    monkeypatch.setattr(datasets, "say", said.append)
+    request.getfixturevalue("full_disk")
+    windows = datasets._cached("synthetic", "0" * 64, {}, lambda: DATA)
+    assert windows is DATA and len(said) == 1
+    assert "cannot write the cache (disk full while writing); continuing without it" in said[0]

@@ -19,4 +19,5 @@ class DataError(HarlabError):
             message += f" — {fix}"
         super().__init__(message)
         self.path = Path(path)
+        self.problem = problem
         self.line = line

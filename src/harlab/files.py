@@ -69,8 +69,8 @@ def _named_as(path: Path) -> Iterator[None]:
     except OSError as exc:
         if exc.errno in DISK_FULL:
             raise
-        raise DataError(path, f"cannot write ({exc.strerror or exc})",
-                        "choose a path in a folder you can write to") from None
+        raise WriteError(path, f"cannot write ({exc.strerror or exc})",
+                         "choose a path in a folder you can write to") from None
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -84,7 +84,11 @@ def atomic_write_json(path: Path, value: Any) -> None:
     atomic_write_bytes(path, (json.dumps(value, indent=2, sort_keys=False) + "\n").encode())
 
 
-class DiskFull(DataError):
+class WriteError(DataError):
+    """A file harlab makes could not be written (a missing or read-only folder, a folder in the way, ...)."""
+
+
+class DiskFull(WriteError):
     """The disk filled up (or the quota ran out) while harlab wrote a file."""
 
 

@@ -18,6 +18,7 @@ from harlab.data.signals import UciHarPipeline
 from harlab.data.tree import FileTree
 from harlab.data.windowset import Provenance, UnusableWindows, WindowSet, load_windowset, save_windowset
 from harlab.errors import DataError, HarlabError
+from harlab.files import WriteError
 
 TUTORIAL_DATASET = uci_har.NAME
 FALLBACK_DATASET = hapt.NAME
@@ -38,8 +39,9 @@ def _cached(name: str, identity: str, options: dict[str, Any], build: Callable[[
     windows = build()
     try:
         save_windowset(windows, path, key)
-    except OSError as exc:
-        say(f"note: {path}: cannot write the cache ({exc.strerror or exc}); continuing without it")
+    except (OSError, WriteError) as exc:  # a full disk too: the windows are there, only their copy is not
+        reason = exc.problem if isinstance(exc, WriteError) else exc.strerror or exc
+        say(f"note: {path}: cannot write the cache ({reason}); continuing without it")
     return windows
 
 

@@ -97,7 +97,6 @@ class UnusableWindows(DataError):
 
     def __init__(self, path: Path, problem: str):
         super().__init__(path, problem, "write it again (for a dataset folder: import its recordings again)")
-        self.problem = problem
 
 
 def content_sha256(arrays: dict[str, np.ndarray | None], meta: bytes) -> str:

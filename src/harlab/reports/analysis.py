@@ -79,8 +79,10 @@ def analyze(store: ResultsStore) -> ExperimentResult:
     comparisons = compare_all({c.label: [row["accuracy"] for row in c.rows] for c in results})
     ranks = rank_test({c.label: {(row.get("fold", "fixed"), row["repeat"]): row["accuracy"] for row in c.rows}
                        for c in results})
-    return ExperimentResult(spec.name, spec, store.dataset(), store.environment(), results, comparisons, ranks,
-                            len(spec.configurations()) * spec.repeats)
+    dataset = store.dataset()
+    runs_per_configuration = spec.repeats * max(1, len(dataset.get("folds", {})))  # a cross-validation's folds
+    return ExperimentResult(spec.name, spec, dataset, store.environment(), results, comparisons, ranks,
+                            len(spec.configurations()) * runs_per_configuration)
 
 
 def _mean_speed(rows: list[dict[str, Any]]) -> float | None:
