@@ -19,9 +19,10 @@ from pathlib import Path
 
 import numpy as np
 from keras_reference import DEFAULT_SCRIPT, run_keras, write_windows
+from seeded_runs import summary_dict, train_repeats
 
 from harlab.data.datasets import load_dataset
-from harlab.experiments.repeats import RepeatConfig, run_repeats
+from harlab.training.settings import RepeatConfig
 
 
 def main() -> None:
@@ -38,9 +39,9 @@ def main() -> None:
     train, test = data.split()
     with tempfile.TemporaryDirectory() as tmp:
         config = RepeatConfig(model="cnn", repeats=args.repeats, seed=args.seed, standardize=args.standardize)
-        record = run_repeats(data, config, Path(tmp) / "harlab.json")
-        fits = [run["fit_seconds"] for run in record["runs"]]
-        print(json.dumps({"side": "harlab", **record["summary"], "fit_s": round(float(np.mean(fits)), 2)}),
+        results = train_repeats(data, config, Path(tmp) / "harlab", "cnn-vs-keras")
+        fits = [run["fit_seconds"] for run in results.store.rows()]
+        print(json.dumps({"side": "harlab", **summary_dict(results), "fit_s": round(float(np.mean(fits)), 2)}),
               flush=True)
         if args.keras_python:
             npz = write_windows(train, test, Path(tmp) / "windows.npz")

@@ -18,24 +18,22 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from seeded_runs import train_repeats
 
 from harlab.data import hapt
 from harlab.data.datasets import load_dataset
 from harlab.data.fetch import local_data_dir
 from harlab.data.recordings import export_recordings
-from harlab.deploy.bundle import save_run_bundle
 from harlab.deploy.onnx_export import export_onnx
 from harlab.deploy.predict import open_model, predict_file, timeline, timeline_agreement
-from harlab.experiments.repeats import RepeatConfig, run_repeats
+from harlab.training.settings import RepeatConfig
 
 
 def train_bundle(data_dir: Path | None, out: Path) -> Path:
     data = load_dataset("hapt", data_dir)
     config = RepeatConfig(model="cnn", repeats=1)
     bundle = out / "bundle"
-    run_repeats(data, config, out / "train.json",
-                on_model=lambda run, model, prepared: save_run_bundle(bundle, model, config, data,
-                                                                      prepared.standardizer, run))
+    train_repeats(data, config, out / "train", "predict-hapt", save=bundle)  # the bundle of the run trained now
     return bundle
 
 

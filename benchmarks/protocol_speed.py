@@ -26,11 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from harlab.experiments.repeats import RepeatConfig
 from harlab.experiments.reproduce import tutorial_specs
 from harlab.experiments.store import ResultsStore
 from harlab.models.cost import training_flops
 from harlab.models.registry import create_model
+from harlab.training.settings import RepeatConfig
 
 
 def fit_flops(row: dict[str, Any], dataset: dict[str, Any], cache: dict[str, int]) -> float:

@@ -22,11 +22,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from seeded_runs import summary_dict, train_repeats
 
 from harlab.data import hapt
 from harlab.data.datasets import load_dataset
 from harlab.data.recordings import ImportOptions, export_recordings, import_recordings
-from harlab.experiments.repeats import RepeatConfig, run_repeats
+from harlab.training.settings import RepeatConfig
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,9 +67,10 @@ def main() -> None:
     config = RepeatConfig(model=args.model, epochs=args.epochs, repeats=args.repeats)
     result = {"align": args.align, "windows": {"imported": len(imported), "builtin": len(builtin)}}
     for label, data in (("imported", imported), ("builtin", builtin)):
-        record = run_repeats(data, config, args.work / f"{label}-{args.model}.json",
-                             on_run=lambda run, label=label: print(f"{label} #{run.repeat}: {run.accuracy * 100:.2f}"))
-        summary = record["summary"]
+        results = train_repeats(data, config, args.work / f"{label}-{args.model}", f"{label}-{args.model}",
+                                on_run=lambda run, label=label: print(f"{label} #{run.repeat}: "
+                                                                      f"{run.accuracy * 100:.2f}"))
+        summary = summary_dict(results)
         print(f"{label}: {summary['mean']:.2f}% (+/-{summary['std']:.2f}, {summary['runs']} runs)")
         result[label] = summary
     print(json.dumps(result))

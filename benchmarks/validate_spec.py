@@ -5,9 +5,9 @@ Usage:
   python benchmarks/validate_spec.py SPEC [--data-dir ../shared/data] [--repeats 2] [--out DIR]
          [--only LABEL ...]
 
-Every configuration's runs go to OUT/<label>.json after each run (an interrupted call resumes). Prints one JSON
-line per configuration: mean ± std validation accuracy (%) and seconds per fit. The spec's own test subjects
-are removed before anything else happens, so nothing chosen here has seen them.
+Every configuration's runs go to the results folder OUT/<label>/ after each run (an interrupted call resumes).
+Prints one JSON line per configuration: mean ± std validation accuracy (%) and seconds per fit. The spec's own
+test subjects are removed before anything else happens, so nothing chosen here has seen them.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+from seeded_runs import summary_dict, train_repeats
 
 from harlab.data.datasets import load_dataset
-from harlab.experiments.repeats import run_repeats
 from harlab.experiments.spec import load_spec
 
 VALIDATION_FRACTION = 0.25
@@ -51,13 +51,13 @@ def main() -> None:
             continue
         config = configuration.config.model_copy(update={"repeats": args.repeats})
         name = re.sub(r"[^A-Za-z0-9_.=-]+", "_", configuration.label)
-        record = run_repeats(stand_in, config, args.out / f"{name}.json",
-                             on_run=lambda run, label=configuration.label: print(
-                                 f"  {label} #{run.repeat}: {run.accuracy * 100:.2f} ({run.fit_seconds:.1f} s)",
-                                 flush=True))
-        fits = [run["fit_seconds"] for run in record["runs"]]
+        results = train_repeats(stand_in, config, args.out / name, f"{spec.name}-validation",
+                                on_run=lambda run, label=configuration.label: print(
+                                    f"  {label} #{run.repeat}: {run.accuracy * 100:.2f} ({run.fit_seconds:.1f} s)",
+                                    flush=True))
+        fits = [run["fit_seconds"] for run in results.store.rows()]
         print(json.dumps({"configuration": configuration.label,
-                          **{k: round(v, 2) for k, v in record["summary"].items()},
+                          **{k: round(v, 2) for k, v in summary_dict(results).items()},
                           "fit_s": round(float(np.mean(fits)), 1)}), flush=True)
 
 

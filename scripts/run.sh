@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-command set-up and run. Creates .venv (if missing), installs harlab with what it needs, then:
 #   scripts/run.sh reproduce   the tutorials' eight experiments (180 models) and their HTML report
-#   scripts/run.sh test        the test suite (also installs Debian's chromium, for the report's browser test)
+#   scripts/run.sh test        the layer contracts (lint-imports) and the test suite (also installs Debian's
+#                              chromium, for the report's browser test)
 # HARLAB_TORCH_VERSION pins torch (default 2.13.0, the CPU build this project's machines carry).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +40,7 @@ case "${1:-}" in
     test)
         shift
         ensure_chromium
+        "$venv/bin/lint-imports" --no-cache >/dev/null || { "$venv/bin/lint-imports" --no-cache; exit 1; }
         exec "$py" -m pytest -q "$@"
         ;;
     *)

@@ -3,7 +3,9 @@ where it exists, else fetched once per machine the way a user's harlab fetches t
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +33,29 @@ def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
     monkeypatch.setenv("HARLAB_CACHE", str(cache))
     monkeypatch.delenv("HARLAB_DATA_DIR", raising=False)
     return cache
+
+
+class _Collect(logging.Handler):
+    def __init__(self, into: list[str]):
+        super().__init__(logging.INFO)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append(record.getMessage())
+
+
+@pytest.fixture
+def notices() -> Iterator[list[str]]:
+    """What harlab tells the user during the test: the messages it logs under "harlab" (INFO and above), as they
+    come."""
+    said: list[str] = []
+    handler, logger = _Collect(said), logging.getLogger("harlab")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield said
+    logger.removeHandler(handler)
+    logger.setLevel(level)
 
 
 @pytest.fixture(scope="session")

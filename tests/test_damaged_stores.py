@@ -14,7 +14,7 @@ NOT_A_DATABASE = b"this is not an SQLite database\n" * 200
 
 
 def test_a_damaged_mlflow_store_is_one_line(tmp_path: Path) -> None:
-    from harlab.tracking import ExperimentTracker
+    from harlab.integrations.tracking import ExperimentTracker
 
     (tmp_path / "mlflow.db").write_bytes(NOT_A_DATABASE)
     spec = parse_spec({"name": "damaged", "model": "cnn"}, "spec")
@@ -27,7 +27,7 @@ def test_a_damaged_mlflow_store_is_one_line(tmp_path: Path) -> None:
 def test_a_damaged_study_database_is_one_line(tmp_path: Path) -> None:
     from conftest import synthetic_windows
 
-    from harlab.experiments.tune import SEARCH_DB, open_study
+    from harlab.integrations.tune import SEARCH_DB, open_study
 
     (tmp_path / SEARCH_DB).write_bytes(NOT_A_DATABASE)
     spec = parse_spec({"name": "damaged", "model": "cnn", "search": {"filters": {"low": 8, "high": 16}}}, "spec")

@@ -11,6 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from harlab.api import Results
 from harlab.cli import app
 from harlab.data.datasets import load_dataset
 from harlab.data.transforms import Standardizer
@@ -116,12 +117,12 @@ def test_train_save_then_export_from_the_command_line(real_data: Path, tmp_path:
     result = runner.invoke(app, ["train", "--dataset", "hapt", "--data-dir", str(real_data), "--model", "cnn",
                                  "--param", "filters=8", "--repeats", "2", "--epochs", "1", "--standardize",
                                  "--save", str(tmp_path / "bundle"), "--save-repeat", "2",
-                                 "--out", str(tmp_path / "r.json")])
+                                 "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
-    record = json.loads((tmp_path / "r.json").read_text())
+    runs = Results(tmp_path / "r").store.rows()
     manifest = json.loads((tmp_path / "bundle" / MANIFEST).read_text())
-    assert manifest["metrics"]["repeat"] == 2 and manifest["metrics"]["accuracy"] == record["runs"][1]["accuracy"]
-    assert manifest["standardization"] == record["runs"][1]["standardization"]
+    assert manifest["metrics"]["repeat"] == 2 and manifest["metrics"]["accuracy"] == runs[1]["accuracy"]
+    assert manifest["standardization"] == runs[1]["standardization"]
     result = runner.invoke(app, ["export", str(tmp_path / "bundle"), "--onnx", str(tmp_path / "m.onnx")])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "m.onnx").stat().st_size > 1000

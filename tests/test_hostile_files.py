@@ -25,7 +25,7 @@ from conftest import synthetic_windows
 from hapt_layout import write_hapt_rawdata
 from uci_layout import pack_inner_zip, pack_outer_zip, write_uci_har
 
-from harlab.data import datasets, fetch, hapt, uci_har, wisdm
+from harlab.data import fetch, hapt, uci_har, wisdm
 from harlab.data.datasets import load_dataset
 from harlab.data.safe_pickle import read_hapt_pickle_bytes
 from harlab.data.transforms import Standardizer
@@ -67,12 +67,9 @@ def finishes(call: Callable[[], Any], seconds: float = 60) -> Any:
 
 
 @pytest.fixture
-def notes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The one-line notes the data modules print."""
-    said: list[str] = []
-    for module in (datasets, fetch):
-        monkeypatch.setattr(module, "say", said.append)
-    return said
+def notes(notices: list[str]) -> list[str]:
+    """The one-line notes the data modules log."""
+    return notices
 
 
 def not_a_file(path: Path, kind: str) -> None:

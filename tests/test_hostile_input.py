@@ -21,11 +21,12 @@ from harlab.data import hapt, wisdm
 from harlab.data.datasets import load_dataset
 from harlab.data.recordings import ImportOptions, build_windowset
 from harlab.errors import DataError, HarlabError
-from harlab.experiments.repeats import RepeatConfig, RunTrainer
+from harlab.evaluation.runs import RunTrainer
 from harlab.experiments.spec import load_spec, parse_spec
 from harlab.models.minirocket import MiniRocket
 from harlab.models.registry import create_model
 from harlab.training.loop import TrainConfig, fit
+from harlab.training.settings import RepeatConfig
 
 RATE = 50.0
 SPEC = {"name": "x", "model": "cnn"}
@@ -74,7 +75,7 @@ def test_a_billion_repeats_is_refused_before_anything_is_planned(monkeypatch: py
     text = one_line(RepeatConfig, repeats=10**9)
     assert "repeats=1000000000 gives 1e9 runs (limit 100,000)" in text and "HARLAB_MAX_RUNS=1e9" in text
     err = harlab(monkeypatch, capsys, "train", "--repeats", "1000000000")
-    assert err.startswith("error: repeats=1000000000 gives 1e9 runs") and len(err.strip().splitlines()) == 1
+    assert err.startswith("error: --repeats 1000000000 gives 1e9 runs") and len(err.strip().splitlines()) == 1
     monkeypatch.setenv("HARLAB_MAX_RUNS", "2e9")
     assert RepeatConfig(repeats=10**9).repeats == 10**9
 
@@ -161,14 +162,15 @@ def test_hapt_windows_every_sample_are_refused_before_they_are_cut(hapt_dir: Pat
     monkeypatch.setenv("HARLAB_MAX_MEMORY", "1e6")
     text = one_line(load_dataset, "hapt", hapt_dir, quiet=True, step=1)
     assert text.startswith("windows of 128 samples every 1 (1,476 windows × 9 channels) gives 6.8 MB (limit 1 MB); "
-                           "raise --step or lower --window, or set HARLAB_MAX_MEMORY=6.9e6 to allow it"), text
+                           "raise the `step` setting or lower the `window` setting, or set HARLAB_MAX_MEMORY=6.9e6 "
+                           "to allow it"), text
     assert len(load_dataset("hapt", hapt_dir, quiet=True, step=64)) == 24
 
 
 def test_a_window_longer_than_every_recording_is_refused_not_an_empty_dataset(hapt_dir: Path) -> None:
     for _ in range(2):  # the second load finds the cache: still refused
         assert one_line(load_dataset, "hapt", hapt_dir, quiet=True, window=100_000) == (
-            "hapt: no windows of 100000 samples fit inside its labelled recordings; choose a shorter --window")
+            "hapt: no windows of 100000 samples fit inside its labelled recordings; lower the `window` setting")
 
 
 def test_a_recording_that_is_a_pipe_or_missing_is_named_as_such(tmp_path: Path) -> None:
@@ -227,13 +229,12 @@ def test_a_signal_column_whose_first_value_is_text_is_an_error_not_dropped(tmp_p
     assert "rec.parquet: row 1: column 'acc_z': 'oops' is not a number" in text
 
 
-def test_columns_that_are_not_numbers_are_named_not_dropped_silently(tmp_path: Path,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_columns_that_are_not_numbers_are_named_not_dropped_silently(tmp_path: Path, notices: list[str]) -> None:
     t = np.arange(600) / RATE
     frame = recording(flag=np.sin(t) > 0, note="calm", when=pd.Timestamp("2024-05-01") + pd.to_timedelta(t, "s"))
     frame.to_parquet(tmp_path / "rec.parquet")
     assert windows(tmp_path / "rec.parquet").channels == ("acc_x", "acc_y")
-    notice = capsys.readouterr().err
+    (notice,) = [text for text in notices if "not read as signals" in text]
     assert "not read as signals" in notice and "flag (true/false values), note (text), when (date-times)" in notice
     text = one_line(windows, tmp_path / "rec.parquet", channels=["acc_x", "flag"], error=DataError)
     assert text == (f"{tmp_path / 'rec.parquet'}: column 'flag' holds true/false values, not signal values — convert "

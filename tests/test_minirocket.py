@@ -12,13 +12,15 @@ import torch
 from aeon.classification.convolution_based import MiniRocketClassifier
 from aeon.transformations.collection.convolution_based import MiniRocket as AeonMiniRocket
 
+from harlab.api import run_training
 from harlab.data.datasets import load_dataset
 from harlab.deploy.bundle import load_bundle, save_bundle
 from harlab.deploy.onnx_export import export_onnx
-from harlab.experiments.repeats import RepeatConfig, run_repeats
+from harlab.experiments.spec import ExperimentSpec
 from harlab.models.minirocket import dilation_plan
 from harlab.models.registry import count_parameters, create_model
 from harlab.training.loop import to_tensor
+from harlab.training.settings import RepeatConfig
 
 FEATURES = 1008  # 84 kernels × 12: small enough to fit in seconds
 
@@ -97,16 +99,16 @@ def test_rotated_copies_through_the_runner(windows, tmp_path: Path) -> None:
     small = data.select(np.flatnonzero(np.isin(data.subject, [1, 3, 5, 2, 4])))
     config = RepeatConfig(model="minirocket", hyperparameters={"features": FEATURES}, standardize=False,
                           epochs=3, augment=["rotation"], repeats=1)
-    record = run_repeats(small, config, tmp_path / "r.json")
-    assert record["config"]["augment"] == ["rotation"] and record["runs"][0]["accuracy"] > 0.75
+    rows = run_training(ExperimentSpec(name="test", **config.model_dump()), small, tmp_path / "r").store.rows()
+    assert rows[0]["config"]["augment"] == ["rotation"] and rows[0]["accuracy"] > 0.75
 
 
 def test_trains_by_name_through_the_runner(windows, tmp_path: Path) -> None:
     data, _, _ = windows
     small = data.select(np.flatnonzero(np.isin(data.subject, [1, 3, 5, 2, 4])))  # 3 train and 2 test subjects
-    record = run_repeats(small, RepeatConfig(model="minirocket", hyperparameters={"features": FEATURES},
-                                             standardize=True, repeats=2), tmp_path / "r.json")
-    first, second = record["runs"]
+    config = RepeatConfig(model="minirocket", hyperparameters={"features": FEATURES}, standardize=True, repeats=2)
+    first, second = run_training(ExperimentSpec(name="test", **config.model_dump()), small,
+                                 tmp_path / "r").store.rows()
     assert first["accuracy"] > 0.75 and first["accuracy"] != second["accuracy"]  # seeds pick other kernels
     assert len(first["history"]["loss"]) == 1 and first["parameters"] == FEATURES * 6 + 6
     assert first["inference_windows_per_second"] > 0

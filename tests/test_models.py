@@ -3,7 +3,6 @@ registry's validation, layer summaries, and every model training through the rep
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import subprocess
@@ -16,18 +15,22 @@ import torch
 import torch.nn.functional as F
 from typer.testing import CliRunner
 
+from harlab.api import Results, run_training
 from harlab.cli import _parse_params, app
 from harlab.data.datasets import load_dataset
 from harlab.data.windowset import WindowSet
 from harlab.errors import HarlabError
-from harlab.experiments.repeats import RepeatConfig, holdout_subjects, run_repeats
+from harlab.experiments.spec import ExperimentSpec
+from harlab.models.contract import Contract
 from harlab.models.convlstm import ConvLSTM2D
 from harlab.models.cost import training_flops
-from harlab.models.layers import Conv1D, ConvOptions, apply_constraints, regularization_loss
+from harlab.models.layers import Conv1D, ConvOptions
 from harlab.models.lstm import KerasLSTM
-from harlab.models.registry import count_parameters, create_model, get_entry, model_names
+from harlab.models.registry import count_parameters, create_model, model_names
 from harlab.models.summary import layer_table
 from harlab.training.loop import TrainConfig, evaluate, fit
+from harlab.training.run import holdout_subjects
+from harlab.training.settings import RepeatConfig, defaults_of
 
 MODELS = ["cnn", "multihead_cnn", "lstm", "cnn_lstm", "convlstm", "wisdm_cnn"]
 
@@ -168,8 +171,8 @@ def test_l2_penalty_is_keras_loss_term_on_kernels_only() -> None:
     model = create_model("cnn", 9, 32, 2, kernel_l2=0.01)
     kernels = [m.weight for m in model.modules() if isinstance(m, Conv1D)]
     expected = 0.01 * sum(float(w.detach().square().sum()) for w in kernels)
-    assert float(regularization_loss(model).detach()) == pytest.approx(expected, rel=1e-6)
-    assert regularization_loss(create_model("cnn", 9, 32, 2)) is None
+    assert float(Contract.of(model).penalty().detach()) == pytest.approx(expected, rel=1e-6)
+    assert Contract.of(create_model("cnn", 9, 32, 2)).penalty() is None
 
 
 def tiny_problem(n: int = 96, steps: int = 32, channels: int = 9, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -207,7 +210,7 @@ def test_max_norm_leaves_small_filters_alone() -> None:
     conv = Conv1D(1, 2, 2, ConvOptions(kernel_max_norm=1.0))
     with torch.no_grad():
         conv.weight.copy_(torch.tensor([[[0.3, 0.4]], [[3.0, 4.0]]]))
-    apply_constraints(conv)
+    Contract.of(conv).constrain()
     torch.testing.assert_close(conv.weight.detach(), torch.tensor([[[0.3, 0.4]], [[0.6, 0.8]]]), atol=1e-6,
                                rtol=1e-6)
 
@@ -449,22 +452,23 @@ def test_holdout_subjects_are_seeded_training_subjects(small_hapt: WindowSet) ->
 
 @pytest.mark.parametrize("name", ["multihead_cnn", "lstm", "cnn_lstm", "convlstm", "wisdm_cnn"])
 def test_every_model_runs_the_protocol_on_real_windows(name: str, small_hapt: WindowSet, tmp_path: Path) -> None:
-    entry = get_entry(name)
+    entry = defaults_of(name)
     config = RepeatConfig(model=name, repeats=1, epochs=2, seed=5)
-    record = run_repeats(small_hapt, config, tmp_path / "results.json")
-    run = record["runs"][0]
-    assert record["training"]["batch_size"] == entry.batch_size and run["parameters"] > 0
+    results = run_training(ExperimentSpec(name="test", **config.model_dump()), small_hapt, tmp_path / "results")
+    run = results.store.rows()[0]
+    training = config.train_config()
+    assert training.batch_size == entry.batch_size and run["parameters"] > 0
     assert run["accuracy"] > 1 / 6  # two epochs on four subjects: well above chance
     if entry.patience is not None:
-        assert record["training"]["patience"] == entry.patience and len(run["validation_subjects"]) == 1
+        assert training.patience == entry.patience and len(run["validation_subjects"]) == 1
         assert len(run["history"]["val_loss"]) == len(run["history"]["loss"]) and run["best_epoch"] in (1, 2)
     else:
         assert run["validation_subjects"] == [] and "val_loss" not in run["history"]
 
 
 def test_train_command_runs_a_model_with_early_stopping(real_data: Path, tmp_path: Path) -> None:
-    """`harlab train` end to end on the real windows: per-run lines, summary, a complete results file."""
-    out = tmp_path / "wisdm.json"
+    """`harlab train` end to end on the real windows: per-run lines, summary, a complete results folder."""
+    out = tmp_path / "wisdm"
     result = subprocess.run(
         [sys.executable, "-m", "harlab", "train", "--model", "wisdm_cnn", "--repeats", "2", "--epochs", "2",
          "--dataset", "hapt", "--data-dir", str(real_data), "--out", str(out), "--param", "filters=16",
@@ -473,9 +477,11 @@ def test_train_command_runs_a_model_with_early_stopping(real_data: Path, tmp_pat
     assert result.returncode == 0, result.stderr
     assert re.search(r"^>#1: \d+\.\d{3}$", result.stdout, re.M) and re.search(r"^>#2: ", result.stdout, re.M)
     assert re.search(r"^Accuracy: \d+\.\d% \(\+/-\d+\.\d\)$", result.stdout, re.M)
-    record = json.loads(out.read_text())
-    assert record["config"]["hyperparameters"]["padding"] == "same"
-    assert record["config"]["hyperparameters"]["kernel_size"] == 10  # defaults recorded too
-    assert record["training"]["patience"] == 5 and record["training"]["batch_size"] == 400
-    assert [len(run["validation_subjects"]) for run in record["runs"]] == [4, 4]  # 20 % of 21 subjects
-    assert record["runs"][0]["validation_subjects"] != record["runs"][1]["validation_subjects"]
+    runs = Results(out).store.rows()
+    config = runs[0]["config"]
+    training = RepeatConfig(**config).train_config()
+    assert config["hyperparameters"]["padding"] == "same"
+    assert config["hyperparameters"]["kernel_size"] == 10  # defaults recorded too
+    assert training.patience == 5 and training.batch_size == 400
+    assert [len(run["validation_subjects"]) for run in runs] == [4, 4]  # 20 % of 21 subjects
+    assert runs[0]["validation_subjects"] != runs[1]["validation_subjects"]

@@ -96,7 +96,7 @@ def hapt_bundle(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     out = tmp_path_factory.mktemp("bundle")
     result = CliRunner().invoke(app, ["train", "--dataset", "hapt", "--data-dir", str(real_data), "--model",
                                       "cnn", "--param", "filters=16", "--repeats", "1", "--epochs", "3",
-                                      "--save", str(out / "cnn"), "--out", str(out / "train.json")])
+                                      "--save", str(out / "cnn"), "--out", str(out / "train")])
     assert result.exit_code == 0, result.output
     return out / "cnn"
 

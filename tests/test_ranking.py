@@ -119,10 +119,11 @@ def test_ranking_of_a_results_store(tmp_path: Path) -> None:
 
 def test_report_shows_the_ranking_in_the_terminal_and_the_html(tmp_path: Path,
                                                                capsys: pytest.CaptureFixture[str]) -> None:
-    from harlab.cli import _report_experiment
+    from harlab.api import Results
+    from harlab.cli.experiment import print_report
 
     fake_store(tmp_path)
-    _report_experiment(tmp_path)
+    print_report(Results(tmp_path))
     out = capsys.readouterr().out
     ranked = re.findall(r"^ +(\d)\. (model=\w+): (\d+\.\d{3})% ± \d\.\d{3}  95% CI \[[\d.]+, [\d.]+\]  macro-F1 "
                         r"[\d.]+%  fit [\d.]+ s  ([\d,]+) parameters  inference (\S+) windows/s  "

@@ -16,9 +16,10 @@ from conftest import synthetic_windows
 
 from harlab.data.windowset import WindowSet
 from harlab.errors import HarlabError
-from harlab.experiments.backends import LocalBackend, RayBackend, make_backend
-from harlab.experiments.runner import run_experiment
+from harlab.experiments.backends import LocalBackend
+from harlab.experiments.runner import ExperimentCallback, FinishedRun, run_experiment
 from harlab.experiments.spec import ExperimentSpec, parse_spec
+from harlab.integrations.ray import RayBackend, make_backend
 
 COMPARED = ("key", "fold", "repeat", "seed", "accuracy", "confusion", "history")
 
@@ -33,7 +34,7 @@ def fault_injection(control: Path) -> Callable[[], None]:
     its first attempt when the file says `once`; each attempt is counted in `control/<seed>-<key>.attempts`."""
 
     def install() -> None:  # a nested function: Ray sends it to the workers by value
-        from harlab.experiments.repeats import RunTrainer
+        from harlab.evaluation.runs import RunTrainer
 
         train = RunTrainer.run
 
@@ -85,15 +86,19 @@ def test_ray_trains_the_same_runs_as_local_and_resumes(control: Path, one_thread
     monkeypatch.setattr(ray, "put", lambda value, **kwargs: puts.append(value) or put(value, **kwargs))
     finished: list[int] = []
     epochs: list[None] = []
-    store = run_experiment(spec, data, tmp_path / "ray", backend=RayBackend(),
-                           on_run=lambda c, run: finished.append(run.repeat), on_epoch=lambda: epochs.append(None))
+
+    class Watch(ExperimentCallback):  # runs trained elsewhere count their planned epochs when they end
+        def on_run_end(self, run: FinishedRun) -> None:
+            finished.append(run.result.repeat)
+            epochs.extend([None] * run.epochs)
+
+    store = run_experiment(spec, data, tmp_path / "ray", backend=RayBackend(), callbacks=[Watch()])
     assert len(local.rows()) == len(store.rows()) == 4 and len(finished) == len(epochs) == 4
     assert compared(store.rows()) == compared(local.rows())
     assert len(puts) == 1 and isinstance(puts[0], WindowSet)  # the data went into Ray once, for all 4 tasks
 
     rows = store.rows()
-    again = run_experiment(spec, data, tmp_path / "ray", backend=RayBackend(),
-                           on_run=lambda c, run: finished.append(run.repeat))
+    again = run_experiment(spec, data, tmp_path / "ray", backend=RayBackend(), callbacks=[Watch()])
     assert again.rows() == rows and len(finished) == 4 and len(puts) == 1  # nothing trained, nothing put
 
 
@@ -101,8 +106,7 @@ def attempts(control: Path, seed: str) -> list[int]:
     return [len(path.read_text().splitlines()) for path in sorted(control.glob(f"{seed}-*.attempts"))]
 
 
-def test_failing_runs_are_retried_then_left_unfinished(control: Path, tmp_path: Path,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_failing_runs_are_retried_then_left_unfinished(control: Path, tmp_path: Path, notices: list[str]) -> None:
     spec = small_spec(seed=100)  # seeds 100 and 101, for both configurations
     (control / "100").write_text("once")
     (control / "101").write_text("always")
@@ -110,7 +114,7 @@ def test_failing_runs_are_retried_then_left_unfinished(control: Path, tmp_path: 
     assert sorted(row["seed"] for row in store.rows()) == [100, 100]  # both seed-101 runs keep failing
     assert attempts(control, "100") == [2, 2]  # a failure and a successful retry, in each configuration
     assert attempts(control, "101") == [3, 3]  # a failure and 2 failed retries
-    reported = [line for line in capsys.readouterr().err.splitlines() if "left unfinished" in line]
+    reported = [line for line in notices if "left unfinished" in line]
     assert len(reported) == 2 and all("repeat 2 failed after 2 retries" in line for line in reported)
     assert all("injected failure of seed 101" in line for line in reported)
 
@@ -126,10 +130,10 @@ def test_backend_names_and_a_missing_ray_are_one_line_errors(monkeypatch: pytest
     assert isinstance(make_backend("ray", "auto"), RayBackend)
     with pytest.raises(HarlabError, match="unknown backend 'dask'; choose one of local, ray"):
         make_backend("dask")
-    with pytest.raises(HarlabError, match="needs --backend ray"):
+    with pytest.raises(HarlabError, match="needs backend=ray"):
         make_backend("local", "auto")
     monkeypatch.setitem(sys.modules, "ray", None)
-    with pytest.raises(HarlabError, match=r"^--backend ray needs Ray: pip install 'harlab\[distributed\]'$"):
+    with pytest.raises(HarlabError, match=r"^backend=ray needs Ray: pip install 'harlab\[distributed\]'$"):
         make_backend("ray")
 
 

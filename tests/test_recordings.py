@@ -12,6 +12,7 @@ import pytest
 from conftest import REPO
 from typer.testing import CliRunner
 
+from harlab.api import run_training
 from harlab.cli import app
 from harlab.data import hapt
 from harlab.data.datasets import load_dataset
@@ -19,7 +20,8 @@ from harlab.data.recordings import ImportOptions, export_recordings, import_reco
 from harlab.data.signals import UciHarPipeline
 from harlab.data.windowset import load_windowset, save_windowset
 from harlab.errors import HarlabError
-from harlab.experiments.repeats import RepeatConfig, run_repeats
+from harlab.experiments.spec import ExperimentSpec
+from harlab.training.settings import RepeatConfig
 
 RATE = 50.0
 
@@ -76,9 +78,11 @@ def test_generated_recordings_end_to_end(tmp_path: Path) -> None:
     np.testing.assert_array_equal(loaded.X, ws.X)
     assert loaded.provenance == ws.provenance and loaded.provenance.dataset == "recordings"
     assert loaded.provenance.options["pipeline"] == "uci-har"
-    record = run_repeats(loaded, RepeatConfig(model="cnn", epochs=1, batch_size=64, repeats=1), tmp_path / "r.json")
-    assert record["summary"]["runs"] == 1 and 0 <= record["runs"][0]["accuracy"] <= 1
-    assert record["dataset"]["n_test"] == int(np.isin(ws.subject, ws.test_subjects).sum())
+    config = RepeatConfig(model="cnn", epochs=1, batch_size=64, repeats=1)
+    results = run_training(ExperimentSpec(name="test", **config.model_dump()), loaded, tmp_path / "r")
+    rows = results.store.rows()
+    assert results.analysis().configurations[0].summary.runs == 1 and 0 <= rows[0]["accuracy"] <= 1
+    assert results.store.dataset()["n_test"] == int(np.isin(ws.subject, ws.test_subjects).sum())
 
 
 def test_cli_import_with_yaml_config(tmp_path: Path) -> None:
@@ -369,7 +373,7 @@ def test_import_train_save_predict_on_a_users_own_recordings(tmp_path: Path) -> 
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["train", "--dataset", str(tmp_path / "ds"), "--model", "cnn", "--param",
                                  "filters=8", "--repeats", "1", "--epochs", "1", "--save", str(tmp_path / "b"),
-                                 "--out", str(tmp_path / "r.json")])
+                                 "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.output
     result = runner.invoke(app, ["predict", str(tmp_path / "b"), str(files[-1]), "--out", str(tmp_path / "t.csv")])
     assert result.exit_code == 0, result.output

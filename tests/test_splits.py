@@ -3,19 +3,20 @@ and early stopping validates on training subjects only."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from conftest import synthetic_windows
 from typer.testing import CliRunner
 
+from harlab.api import Results, run_training
 from harlab.cli import app
+from harlab.data.splits import SplitSpec, folds
 from harlab.errors import HarlabError
-from harlab.experiments.repeats import RepeatConfig, run_repeats
-from harlab.experiments.runner import run_experiment
-from harlab.experiments.spec import parse_spec
-from harlab.experiments.splits import SplitSpec, folds
+from harlab.evaluation.statistics import describe
+from harlab.experiments.runner import ExperimentCallback, FinishedRun, run_experiment
+from harlab.experiments.spec import ExperimentSpec, parse_spec
+from harlab.training.settings import RepeatConfig
 
 
 @pytest.mark.parametrize("split", [SplitSpec(kind="loso"), SplitSpec(kind="kfold", folds=3),
@@ -56,12 +57,23 @@ def test_cross_validated_repeats_record_their_fold_and_resume(tmp_path: Path) ->
     config = RepeatConfig(model="cnn", hyperparameters={"filters": 4}, epochs=1, batch_size=16, repeats=2,
                           split=SplitSpec(kind="kfold", folds=2))
     trained: list[str] = []
-    record = run_repeats(data, config, tmp_path / "cv.json", on_run=lambda run: trained.append(run.fold))
+
+    class Folds(ExperimentCallback):
+        def on_run_end(self, run: FinishedRun) -> None:
+            trained.append(run.result.fold)
+
+    spec = ExperimentSpec(name="test", **config.model_dump())
+    results = run_training(spec, data, tmp_path / "cv", callbacks=[Folds()])
+    rows = results.store.rows()
+    by_fold: dict[str, list[float]] = {}
+    for row in rows:
+        by_fold.setdefault(row["fold"], []).append(row["accuracy"])
+    per_fold = {fold: describe(accuracies) for fold, accuracies in by_fold.items()}
     assert sorted(trained) == ["kfold-1/2"] * 2 + ["kfold-2/2"] * 2
-    assert set(record["folds"]) == {"kfold-1/2", "kfold-2/2"} and record["summary"]["runs"] == 4
-    assert record["dataset"]["folds"] == {f.name: list(f.test_subjects) for f in folds(data, config.split)}
-    again = run_repeats(data, config, tmp_path / "cv.json")
-    assert [r["accuracy"] for r in again["runs"]] == [r["accuracy"] for r in record["runs"]]
+    assert set(per_fold) == {"kfold-1/2", "kfold-2/2"} and results.analysis().configurations[0].summary.runs == 4
+    assert results.store.dataset()["folds"] == {f.name: list(f.test_subjects) for f in folds(data, config.split)}
+    again = run_training(spec, data, tmp_path / "cv")
+    assert [r["accuracy"] for r in again.store.rows()] == [r["accuracy"] for r in rows]
 
 
 def test_an_experiment_spec_runs_leave_one_subject_out(tmp_path: Path) -> None:
@@ -75,15 +87,15 @@ def test_an_experiment_spec_runs_leave_one_subject_out(tmp_path: Path) -> None:
 
 
 def test_early_stopping_validates_on_training_subjects_only(real_data: Path, tmp_path: Path) -> None:
-    out = tmp_path / "es.json"
+    out = tmp_path / "es"
     result = CliRunner().invoke(app, ["train", "--dataset", "hapt", "--data-dir", str(real_data), "--model",
                                       "cnn", "--param", "filters=8", "--repeats", "1", "--epochs", "3",
                                       "--early-stopping", "1", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    record = json.loads(out.read_text())
-    run = record["runs"][0]
-    assert record["config"]["patience"] == 1 and record["config"]["validation_split"] == 0.2
-    assert run["validation_subjects"] and set(run["validation_subjects"]) <= set(record["dataset"]["train_subjects"])
+    store = Results(out).store
+    run = store.rows()[0]
+    assert run["config"]["patience"] == 1 and run["config"]["validation_split"] == 0.2
+    assert run["validation_subjects"] and set(run["validation_subjects"]) <= set(store.dataset()["train_subjects"])
     assert len(run["history"]["val_loss"]) == len(run["history"]["loss"]) >= 1
     assert "weighted avg" in result.output and "confusion matrix" in result.output
 

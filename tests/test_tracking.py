@@ -19,11 +19,11 @@ import pytest
 from conftest import synthetic_windows
 
 from harlab.errors import HarlabError
-from harlab.experiments.repeats import RunResult
-from harlab.experiments.runner import run_experiment
+from harlab.evaluation.runs import RunResult
+from harlab.experiments.runner import ExperimentCallback, FinishedRun, run_experiment
 from harlab.experiments.spec import ExperimentSpec, parse_spec
 from harlab.experiments.store import ResultsStore
-from harlab.tracking import ExperimentTracker, git_commit, resolve_tracking_uri
+from harlab.integrations.tracking import ExperimentTracker, git_commit, resolve_tracking_uri
 
 
 def tiny_spec(repeats: int = 2, grid: tuple[int, ...] = (3, 5)) -> ExperimentSpec:
@@ -37,11 +37,12 @@ def tracked(spec: ExperimentSpec, out: Path, uri: str | None = None, bundle: Pat
     trained: list[str] = []
     with ExperimentTracker.open(spec, out, uri) as tracker:
 
-        def on_run(configuration: Any, run: Any) -> None:
-            trained.append(configuration.label)
-            tracker.log_run(configuration, run)
+        class OnRun(ExperimentCallback):
+            def on_run_end(self, run: FinishedRun) -> None:
+                trained.append(run.configuration.label)
+                tracker.on_run_end(run)
 
-        store = run_experiment(spec, synthetic_windows([1, 2, 3, 4]), out, on_run=on_run)
+        store = run_experiment(spec, synthetic_windows([1, 2, 3, 4]), out, callbacks=[OnRun()])
         report = out / "report.html"
         report.write_text("<html>report</html>")
         tracker.finish(store, report, bundle)
@@ -123,7 +124,7 @@ def test_embedded_store_logs_parent_and_nested_children_once(tmp_path: Path) -> 
 
 
 def test_runs_untracked_or_failed_to_log_are_logged_when_it_finishes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+                                                                      notices: list[str]) -> None:
     out = tmp_path / "exp"
     run_experiment(tiny_spec(repeats=1, grid=(3,)), synthetic_windows([1, 2, 3, 4]), out)  # repeat 1 without --track
     upload = mlflow.MlflowClient.log_artifact
@@ -137,7 +138,7 @@ def test_runs_untracked_or_failed_to_log_are_logged_when_it_finishes(tmp_path: P
 
     monkeypatch.setattr(mlflow.MlflowClient, "log_artifact", flaky)
     assert tracked(tiny_spec(repeats=2, grid=(3,)), out) == ["kernel_size=3"]  # training went on
-    assert "MLflow tracking at sqlite:" in capsys.readouterr().err
+    assert any("MLflow tracking at sqlite:" in text for text in notices)
     client = mlflow.MlflowClient(f"sqlite:///{out.resolve()}/mlflow.db")
     runs = children(client, the_parent(client))
     assert sorted(c.data.tags["harlab.repeat"] for c in runs) == ["1", "2"]
@@ -206,8 +207,8 @@ def test_a_file_store_named_by_uri_works(tmp_path: Path, monkeypatch: pytest.Mon
     run = RunResult(1, 0, 0.75, 0.7, {}, [[3, 1], [0, 4]], {"loss": [0.9, 0.5], "accuracy": [0.6, 0.8]}, None, [],
                     1.5, 100, None)
     with ExperimentTracker.open(spec, tmp_path / "exp", uri) as tracker:
-        tracker.log_run(configuration, run)
-        tracker.log_run(configuration, run)  # the same run again: logged once
+        tracker.on_run_end(FinishedRun(configuration, run, 1))
+        tracker.on_run_end(FinishedRun(configuration, run, 1))  # the same run again: logged once
     client = mlflow.MlflowClient(uri)
     parent = the_parent(client)
     assert parent.info.status == "FINISHED"  # ended on leaving the block, even without finish()
@@ -243,7 +244,7 @@ def test_missing_mlflow_names_the_extra(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setitem(sys.modules, "mlflow", None)  # `import mlflow` raises ImportError
     with pytest.raises(HarlabError) as error:
         ExperimentTracker.open(tiny_spec(), tmp_path)
-    assert str(error.value) == "--track needs MLflow: pip install 'harlab[track]'"
+    assert str(error.value) == "track=true needs MLflow: pip install 'harlab[track]'"
 
 
 def test_experiment_run_track_from_the_command_line(real_data: Path, tmp_path: Path) -> None:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from harlab.api import Results, run_training
 from harlab.data.datasets import load_dataset
-from harlab.experiments.repeats import RepeatConfig, run_repeats
+from harlab.experiments.runner import ExperimentCallback, FinishedRun
+from harlab.experiments.spec import ExperimentSpec
 from harlab.models.registry import create_model
 from harlab.training.loop import TrainConfig, fit, predict, to_tensor
+from harlab.training.settings import RepeatConfig
 
 
 def test_keras_initialization_and_flatten_order() -> None:
@@ -57,31 +59,39 @@ def test_to_tensor_layout() -> None:
 
 
 def test_end_to_end_on_real_recordings(real_data: Path, tmp_path: Path) -> None:
-    """A subset of the real windows, two short runs: far above chance, results file complete, resumable."""
+    """A subset of the real windows, two short runs: far above chance, results folder complete, resumable."""
     data = load_dataset("hapt", real_data, quiet=True)
     keep = np.isin(data.subject, [1, 3, 5, 6, 7, 8, 2, 4])  # 6 train subjects, 2 test subjects
     subset = data.select(keep)
     config = RepeatConfig(model="cnn", repeats=2, epochs=3, seed=11, standardize=True)
-    out = tmp_path / "results.json"
+    out = tmp_path / "results"
     lines = []
-    record = run_repeats(subset, config, out, on_run=lambda run: lines.append(run.repeat))
+
+    class Lines(ExperimentCallback):
+        def on_run_end(self, run: FinishedRun) -> None:
+            lines.append(run.result.repeat)
+
+    spec = ExperimentSpec(name="test", **config.model_dump())
+    record = run_training(spec, subset, out, callbacks=[Lines()])
     assert lines == [1, 2]
-    saved = json.loads(out.read_text())
-    assert saved["summary"]["runs"] == 2 and saved["summary"]["mean"] > 70  # chance is ~17 %
-    run = saved["runs"][0]
-    assert run["seed"] == 11 and saved["runs"][1]["seed"] == 12
+    saved = Results(out)
+    summary = saved.analysis().configurations[0].summary
+    assert summary.runs == 2 and summary.mean > 70  # chance is ~17 %
+    runs = saved.store.rows()
+    run = runs[0]
+    assert run["seed"] == 11 and runs[1]["seed"] == 12
     assert len(run["history"]["loss"]) == 3 and run["history"]["loss"][-1] < run["history"]["loss"][0]
     assert np.asarray(run["confusion"]).sum() == int(np.isin(subset.subject, [2, 4]).sum())
     assert set(run["per_class"]) == set(subset.classes) and 0 < run["macro_f1"] <= 1
-    assert saved["dataset"]["provenance"]["sha256"] == data.provenance.sha256
-    assert saved["environment"]["packages"]["torch"] and run["standardization"]["mean"]
-    assert record["summary"] == saved["summary"]
+    assert saved.store.dataset()["provenance"]["sha256"] == data.provenance.sha256
+    assert saved.store.environment()["packages"]["torch"] and run["standardization"]["mean"]
+    assert record.analysis().configurations[0].summary == summary
     # an identical invocation finds both runs finished and trains nothing
-    again = run_repeats(subset, config, out, on_run=lambda run: lines.append(run.repeat))
-    assert again["runs"] == saved["runs"]
+    again = run_training(spec, subset, out, callbacks=[Lines()])
+    assert again.store.rows() == runs
     # and the same seed reproduces the same accuracy from scratch
-    fresh = run_repeats(subset, config.model_copy(update={"repeats": 1}), tmp_path / "fresh.json")
-    assert fresh["runs"][0]["accuracy"] == saved["runs"][0]["accuracy"]
+    fresh = run_training(spec.model_copy(update={"repeats": 1}), subset, tmp_path / "fresh")
+    assert fresh.store.rows()[0]["accuracy"] == runs[0]["accuracy"]
 
 
 def test_predict_shape() -> None:

@@ -4,7 +4,6 @@ settings that name them are recorded."""
 from __future__ import annotations
 
 import itertools
-import json
 import math
 
 import numpy as np
@@ -13,12 +12,15 @@ import torch
 from conftest import synthetic_windows
 from typer.testing import CliRunner
 
+from harlab.api import Results, run_training
 from harlab.cli import app
 from harlab.errors import HarlabError
-from harlab.experiments.repeats import RepeatConfig, RunTrainer, run_repeats
+from harlab.evaluation.runs import RunTrainer
+from harlab.experiments.spec import ExperimentSpec
 from harlab.models.registry import create_model
 from harlab.training.augment import Augmenter, axis_groups, random_rotations
 from harlab.training.loop import TrainConfig, fit, to_tensor
+from harlab.training.settings import RepeatConfig
 
 CHANNELS = ("total_acc_x", "total_acc_y", "total_acc_z", "body_gyro_x", "body_gyro_y", "body_gyro_z", "temp")
 
@@ -135,6 +137,8 @@ def test_ensemble_members_each_get_their_own_loss() -> None:
     class Twins(torch.nn.Module):
         """Two linear members; while training, their logits stacked [2, batch, classes]."""
 
+        ensemble_members = 2  # declared, as harlab.models.contract asks of an ensemble
+
         def __init__(self) -> None:
             super().__init__()
             self.members = torch.nn.ModuleList(torch.nn.Linear(9 * 32, 2) for _ in range(2))
@@ -180,7 +184,8 @@ def test_augmented_runs_are_reproducible_and_differ_from_plain_ones(tmp_path) ->
     data = synthetic_windows([1, 2, 3, 4], per_subject=16)
     data = type(data)(**{**data.__dict__, "channels": ("acc_x", "acc_y", "acc_z", *data.channels[3:])})
     common = dict(model="cnn", hyperparameters={"filters": 8}, epochs=2, repeats=1, standardize=True)
-    runs = [run_repeats(data, RepeatConfig(**common, **options), tmp_path / f"{i}.json")["runs"][0]
+    runs = [run_training(ExperimentSpec(name="test", **RepeatConfig(**common, **options).model_dump()), data,
+                         tmp_path / f"{i}").store.rows()[0]
             for i, options in enumerate([{}, {"augment": ["rotation", "time_warp", "scaling", "jitter"]},
                                          {"augment": ["rotation", "time_warp", "scaling", "jitter"]}])]
     assert runs[1]["history"] == runs[2]["history"]
@@ -194,15 +199,15 @@ def test_train_command_takes_the_options_and_rejects_bad_ones_in_one_line(real_d
     assert bad.exit_code == 1 and "\n" not in str(bad.exception)
     assert "schedule: Input should be 'constant', 'cosine' or 'plateau'" in str(bad.exception)
     assert "augment.1" in str(bad.exception) and "mixup" in str(bad.exception)
-    out = tmp_path / "r.json"
+    out = tmp_path / "r"
     result = runner.invoke(app, ["train", "--dataset", "hapt", "--data-dir", str(real_data), "--model", "cnn",
                                  "--param", "filters=8", "--repeats", "1", "--epochs", "1", "--standardize",
                                  "--schedule", "cosine", "--weight-decay", "0.01", "--label-smoothing", "0.1",
                                  "--augment", "rotation,time_warp", "--out", str(out)])
     assert result.exit_code == 0, result.output
-    training = json.loads(out.read_text())["training"]
-    assert (training["schedule"], training["weight_decay"], training["label_smoothing"], training["augment"]) == (
-        "cosine", 0.01, 0.1, ["rotation", "time_warp"])
+    training = RepeatConfig(**Results(out).store.rows()[0]["config"]).train_config()
+    assert (training.schedule, training.weight_decay, training.label_smoothing, training.augment) == (
+        "cosine", 0.01, 0.1, ("rotation", "time_warp"))
 
 
 def test_a_self_fitting_model_gets_one_augmented_copy_per_further_epoch() -> None:
@@ -238,6 +243,6 @@ def test_configurations_trained_one_after_another_each_get_their_own_augmentatio
     tensors prepared (without an augmenter) for an earlier one."""
     trainer = RunTrainer(synthetic_windows([1, 2, 3, 4], per_subject=8))
     plain, jittered = (RepeatConfig(model="cnn", standardize=True, augment=augment) for augment in ([], ["jitter"]))
-    assert trainer.prepared(plain, 0).augment is None
-    assert trainer.prepared(jittered, 0).augment.kinds == ("jitter",)
-    assert trainer.prepared(plain, 0).augment is None
+    assert trainer.prepared(plain, 0)[0].augment is None
+    assert trainer.prepared(jittered, 0)[0].augment.kinds == ("jitter",)
+    assert trainer.prepared(plain, 0)[0].augment is None

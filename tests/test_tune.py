@@ -20,9 +20,10 @@ from typer.testing import CliRunner
 from harlab.data.datasets import load_dataset
 from harlab.data.windowset import WindowSet
 from harlab.errors import HarlabError
-from harlab.experiments import tune as tune_module
 from harlab.experiments.spec import load_spec, parse_spec
-from harlab.experiments.tune import TrialRecord, import_optuna, open_study, pruning_callback, search
+from harlab.integrations.tune import OptunaPruning, TrialRecord, import_optuna, open_study, search
+from harlab.training import run as run_module
+from harlab.training.callbacks import FitState
 from harlab.training.loop import History, to_tensor
 
 # --- the search space in specs ---------------------------------------------------------------------------
@@ -125,17 +126,17 @@ def test_the_pruning_callback_stops_fit_where_the_pruner_says() -> None:
     from harlab.training.loop import TrainConfig, fit
 
     trial = FakeTrial(prune_at=2)
-    callback = pruning_callback(trial)  # type: ignore[arg-type]
-    callback(1, History(val_loss=[0.9]))
+    X, y = torch.randn(32, 3, 8), torch.randint(0, 2, (32,))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(24, 2))
+    callback = OptunaPruning(trial)  # type: ignore[arg-type]
+    callback.on_epoch_end(FitState(model=model, epochs=5, history=History(val_loss=[0.9]), epoch=1))
     with pytest.raises(optuna.TrialPruned, match="pruned at epoch 2"):
-        callback(2, History(val_loss=[0.9, 0.8]))
+        callback.on_epoch_end(FitState(model=model, epochs=5, history=History(val_loss=[0.9, 0.8]), epoch=2))
     assert trial.reported == [(1, 0.9), (2, 0.8)]
 
     trial = FakeTrial(prune_at=2)
-    X, y = torch.randn(32, 3, 8), torch.randint(0, 2, (32,))
-    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(24, 2))
     with pytest.raises(optuna.TrialPruned):
-        fit(model, X, y, TrainConfig(epochs=5, batch_size=8), 0, on_epoch=pruning_callback(trial),  # type: ignore
+        fit(model, X, y, TrainConfig(epochs=5, batch_size=8), 0, callbacks=[OptunaPruning(trial)],  # type: ignore
             validation=(X, y))
     assert [step for step, _ in trial.reported] == [1, 2]  # epochs 3-5 never ran
 
@@ -160,13 +161,13 @@ def test_seeded_search_never_sees_the_test_subjects_and_prunes(hapt: WindowSet, 
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     test_windows = {bytes(row.numpy()) for row in to_tensor(hapt.split()[1].X)}
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
-    original_fit = tune_module.fit
+    original_fit = run_module.fit
 
     def watched_fit(model, X, y, config, seed, **options):  # type: ignore[no-untyped-def]
         seen.append((X, options["validation"][0]))
         return original_fit(model, X, y, config, seed, **options)
 
-    monkeypatch.setattr(tune_module, "fit", watched_fit)
+    monkeypatch.setattr(run_module, "fit", watched_fit)
     spec = parse_spec({"name": "p", "dataset": "hapt", "epochs": 2, "hyperparameters": {"filters": 4},
                        "search": {"learning_rate": {"choices": [1e-2, 1e-6]}}}, "p.toml")
     runs = []

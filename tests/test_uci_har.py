@@ -154,7 +154,7 @@ def test_cli_data_info_prints_class_counts(tmp_path: Path, monkeypatch: pytest.M
 
 
 def test_default_dataset_falls_back_to_hapt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+                                            notices: list[str]) -> None:
     """`harlab train` with no --dataset: uci-har cannot be found nor downloaded, so the hapt windows."""
     no_downloads(monkeypatch)
     write_hapt_rawdata(tmp_path / "data" / "hapt")
@@ -167,11 +167,10 @@ def test_default_dataset_falls_back_to_hapt(tmp_path: Path, monkeypatch: pytest.
     assert ws.classes == hapt.ACTIVITIES[:6]
     assert set(ws.split()[1].subject.tolist()) == {2}
 
-    err = capsys.readouterr().err
-    notices = [line for line in err.splitlines() if "uci-har is not available" in line]
-    assert len(notices) == 1, err
-    assert "download failed" in notices[0]
-    assert notices[0].rstrip().endswith("using the hapt windows cut from its raw recordings instead"), err
+    fallback = [text for text in notices if "uci-har is not available" in text]
+    assert len(fallback) == 1, notices
+    assert "download failed" in fallback[0]
+    assert fallback[0].endswith("using the hapt windows cut from its raw recordings instead"), notices
 
 
 def test_requested_dataset_does_not_fall_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from harlab.api import run_training
 from harlab.cli import app
 from harlab.data import wisdm
 from harlab.data.datasets import load_dataset
@@ -27,7 +28,8 @@ from harlab.data.wisdm import (
     parse_raw,
 )
 from harlab.errors import DataError, HarlabError
-from harlab.experiments.repeats import RepeatConfig, run_repeats
+from harlab.experiments.spec import ExperimentSpec
+from harlab.training.settings import RepeatConfig
 
 SAMPLE_NS = 50_000_000  # 20 Hz
 # How consecutive records are laid out, in turn: `;`-terminated, three on a line with an empty record between,
@@ -230,11 +232,9 @@ def test_a_stretch_ends_at_a_gap_over_one_second_not_below() -> None:
 
 
 @pytest.fixture
-def said(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+def said(notices: list[str]) -> list[str]:
     """What the loader tells the user."""
-    messages: list[str] = []
-    monkeypatch.setattr(wisdm, "say", messages.append)
-    return messages
+    return notices
 
 
 @pytest.fixture
@@ -317,7 +317,7 @@ def test_the_download_is_trusted_on_first_use_and_a_changed_archive_refused(cach
 def test_offline_without_a_copy_says_how_to_get_one(cache: Path, no_network: None) -> None:
     with pytest.raises(HarlabError, match="harlab data fetch wisdm"):
         load_dataset("wisdm", offline=True)
-    with pytest.raises(HarlabError, match=r"wisdm could not be had: .*--data-dir DIR"):
+    with pytest.raises(HarlabError, match=r"wisdm could not be had: .*set data_dir=DIR"):
         load_dataset("wisdm")
 
 
@@ -358,7 +358,7 @@ def test_a_window_longer_than_every_stretch_is_refused(tmp_path: Path, cache: Pa
     write_local(tmp_path, wisdm.RAW_MEMBER, training_writer(samples=10).text().encode())
     message = one_line_error(tmp_path, window=80)
     assert "no continuous stretch holds a window of 80 samples (the longest has 60)" in message
-    assert message.endswith("use a shorter --window")
+    assert message.endswith("lower the `window` setting")
     assert "window 1 and step 0" in one_line_error(tmp_path, HarlabError, window=1, step=0)
     assert "no option(s) ['transitions']" in one_line_error(tmp_path, HarlabError, transitions=True)
 
@@ -380,12 +380,13 @@ def test_wisdm_cnn_trains_end_to_end(tmp_path: Path, cache: Path, no_network: No
     data = load_dataset("wisdm", data_dir=tmp_path / "data", quiet=True)
     config = RepeatConfig(model="wisdm_cnn", repeats=1, epochs=2, batch_size=8, standardize=True, seed=3,
                           hyperparameters={"filters": 8, "late_filters": 8})
-    record = run_repeats(data, config, tmp_path / "results.json")
-    run = record["runs"][0]
+    results = run_training(ExperimentSpec(name="test", **config.model_dump()), data, tmp_path / "results")
+    run = results.store.rows()[0]
     assert 0 <= run["accuracy"] <= 1 and len(run["validation_subjects"]) == 1  # 20 % of 5 training users
     assert set(run["validation_subjects"]) <= {1, 2, 3, 4, 5}
     assert list(run["per_class"]) == list(CLASSES)
     assert all(set(row) >= {"precision", "recall", "f1"} for row in run["per_class"].values())
     confusion = np.array(run["confusion"])
     assert confusion.shape == (6, 6) and confusion.sum() == int(np.isin(data.subject, [29, 30]).sum())
-    assert record["dataset"]["provenance"]["dataset"] == "wisdm" and record["dataset"]["window"] == 80
+    dataset = results.store.dataset()
+    assert dataset["provenance"]["dataset"] == "wisdm" and dataset["window"] == 80

@@ -1,23 +1,48 @@
-"""harlab: human activity recognition from raw wearable and smartphone sensor signals."""
+"""harlab: human activity recognition from raw wearable and smartphone sensor signals.
 
+The public API (documented in harlab.api and harlab.estimator) is importable from here; it is loaded on first
+use, so `import harlab` stays fast and the command line starts without loading PyTorch.
+"""
+
+from __future__ import annotations
+
+import importlib
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 try:
     __version__ = version("harlab")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0.0.0+unknown"
 
+if TYPE_CHECKING:
+    from harlab.api import (
+        Results,
+        create_model,
+        export_onnx,
+        list_models,
+        load_dataset,
+        predict,
+        run_experiment,
+        train,
+        tune,
+    )
+    from harlab.data.windowset import WindowSet
+    from harlab.estimator import HARClassifier
 
-def predict(model: Any, recording: Any, **options: Any) -> Any:
-    """Per-window activity predictions as a DataFrame: `model` a bundle folder, an .onnx file or a loaded model,
-    `recording` a DataFrame of samples or a CSV/Parquet file (see harlab.deploy.predict)."""
-    from pathlib import Path
+_WHERE = {"load_dataset": "harlab.api", "list_models": "harlab.api", "create_model": "harlab.api",
+          "train": "harlab.api", "run_experiment": "harlab.api", "Results": "harlab.api", "tune": "harlab.api",
+          "export_onnx": "harlab.api", "predict": "harlab.api", "HARClassifier": "harlab.estimator",
+          "WindowSet": "harlab.data.windowset"}
+__all__ = ["HARClassifier", "Results", "WindowSet", "__version__", "create_model", "export_onnx", "list_models",
+           "load_dataset", "predict", "run_experiment", "train", "tune"]
 
-    from harlab.deploy.predict import open_model, predict_file
-    from harlab.deploy.predict import predict as predict_frame
 
-    loaded = open_model(Path(model)) if isinstance(model, str | Path) else model
-    if isinstance(recording, str | Path):
-        return predict_file(loaded, Path(recording), **options)
-    return predict_frame(loaded, recording, **options)
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'harlab' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

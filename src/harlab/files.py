@@ -193,7 +193,7 @@ def exclusive(target: Path, lock: Path) -> Iterator[None]:
     try:
         lock.parent.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise DataError(lock.parent, "exists and is not a folder", "choose another --out") from None
+        raise DataError(lock.parent, "exists and is not a folder", "choose another out folder") from None
     with open(lock, "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -201,7 +201,7 @@ def exclusive(target: Path, lock: Path) -> Iterator[None]:
             handle.seek(0)
             pid = handle.read().strip()
             raise HarlabError(f"{target} is being written by another harlab process" + (f" (pid {pid})" if pid else "")
-                              + "; wait for it or choose another --out") from None
+                              + "; wait for it or choose another out folder") from None
         handle.truncate(0)
         handle.write(f"{os.getpid()}\n")
         handle.flush()

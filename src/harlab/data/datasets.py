@@ -6,11 +6,11 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from harlab.console import say
 from harlab.data import hapt, uci_har, wisdm
 from harlab.data.fetch import cache_dir, check_recorded_sha256, local_data_dir
 from harlab.data.recordings import load_recordings_dataset
@@ -19,6 +19,8 @@ from harlab.data.tree import FileTree
 from harlab.data.windowset import Provenance, UnusableWindows, WindowSet, load_windowset, save_windowset
 from harlab.errors import DataError, HarlabError
 from harlab.files import WriteError
+
+logger = logging.getLogger(__name__)
 
 TUTORIAL_DATASET = uci_har.NAME
 FALLBACK_DATASET = hapt.NAME
@@ -35,13 +37,13 @@ def _cached(name: str, identity: str, options: dict[str, Any], build: Callable[[
         if (cached := load_windowset(path, key)) is not None:
             return cached
     except UnusableWindows as exc:
-        say(f"note: {path}: cache {exc.problem}; rebuilding")
+        logger.warning(f"note: {path}: cache {exc.problem}; rebuilding")
     windows = build()
     try:
         save_windowset(windows, path, key)
     except (OSError, WriteError) as exc:  # a full disk too: the windows are there, only their copy is not
         reason = exc.problem if isinstance(exc, WriteError) else exc.strerror or exc
-        say(f"note: {path}: cannot write the cache ({reason}); continuing without it")
+        logger.warning(f"note: {path}: cannot write the cache ({reason}); continuing without it")
     return windows
 
 
@@ -52,7 +54,7 @@ def _report(differences: list[str], where: Path, strict: bool) -> str:
     if strict:
         raise DataError(where, f"does not match the published dataset ({text})",
                         "the copy is incomplete or altered; delete it and fetch it again")
-    say(f"note: {where} differs from the published dataset ({text})")
+    logger.warning(f"note: {where} differs from the published dataset ({text})")
     return f"differs from the published dataset: {text}"
 
 
@@ -136,7 +138,7 @@ def load_dataset(name: str, data_dir: str | Path | None = None, quiet: bool = Fa
     windows = loader(local_data_dir(data_dir), quiet=quiet, **options)
     if not len(windows):
         raise HarlabError(f"{name}: no windows of {windows.window} samples fit inside its labelled recordings; "
-                          "choose a shorter --window")
+                          "lower the `window` setting")
     return windows
 
 
@@ -148,5 +150,6 @@ def load_tutorial_dataset(name: str | None, data_dir: str | Path | None = None, 
     try:
         return load_dataset(TUTORIAL_DATASET, data_dir, quiet=quiet)
     except HarlabError as exc:
-        say(f"uci-har is not available ({exc}); using the hapt windows cut from its raw recordings instead")
+        logger.warning(f"uci-har is not available ({exc}); using the hapt windows cut from its raw recordings "
+                       "instead")
         return load_dataset(FALLBACK_DATASET, data_dir, quiet=quiet, **options)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import logging
 import os
 import stat
 import subprocess
@@ -32,9 +33,10 @@ from urllib.parse import urljoin, urlsplit
 
 from rich.progress import BarColumn, DownloadColumn, Progress, TransferSpeedColumn
 
-from harlab.console import say
 from harlab.errors import DataError, HarlabError
 from harlab.files import DISK_FULL, atomic_directory, atomic_open, atomic_write_bytes, check_output_folder
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_INDEX_URL = "https://pypi.org/simple"
 USER_AGENT = "harlab (https://pypi.org/project/harlab)"
@@ -57,11 +59,12 @@ def cache_dir() -> Path:
 
 
 def local_data_dir(explicit: str | Path | None = None) -> Path | None:
-    """The user's folder of local dataset copies: `--data-dir`, else `$HARLAB_DATA_DIR`, else none."""
+    """The user's folder of local dataset copies: `explicit` (the `data_dir` setting), else `$HARLAB_DATA_DIR`,
+    else none."""
     chosen = explicit or os.environ.get("HARLAB_DATA_DIR") or None
     chosen = Path(chosen).expanduser() if chosen else None
     if chosen is not None and not chosen.is_dir():
-        raise DataError(chosen, "data folder does not exist", "pass an existing folder to --data-dir")
+        raise DataError(chosen, "data folder does not exist", "give an existing folder as the `data_dir` setting")
     return chosen
 
 
@@ -193,8 +196,8 @@ def check_recorded_sha256(archive: Path, actual: str, dataset: str) -> None:
     is nothing to compare with: the archive is trusted as it is now, which one line says, and recorded."""
     record = _checksum_record(archive)
     if not record.is_file():
-        say(f"note: no recorded checksum for {archive}; trusting it as it is now (sha256 {actual}) and recording "
-            f"that in {record.name}")
+        logger.warning(f"note: no recorded checksum for {archive}; trusting it as it is now (sha256 {actual}) and "
+                       f"recording that in {record.name}")
         record_sha256(archive, actual)
         return
     with open(record, "rb") as handle:

@@ -100,7 +100,7 @@ def locate(data_dir: Path | None, offline: bool = False, quiet: bool = False) ->
     except HarlabError as exc:
         failures.append(str(exc))
     raise HarlabError("hapt could not be had: " + "; ".join(failures)
-                      + " — put a copy in DIR/hapt/ and pass --data-dir DIR")
+                      + " — put a copy in DIR/hapt/ and set data_dir=DIR")
 
 
 def _segments_from_labels(labels: np.ndarray) -> list[Segment]:

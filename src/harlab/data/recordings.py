@@ -49,6 +49,7 @@ import contextlib
 import csv
 import hashlib
 import json
+import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -61,7 +62,6 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from scipy import interpolate, signal, stats
 
-from harlab.console import say
 from harlab.data.fetch import regular_file
 from harlab.data.signals import Recording, UciHarPipeline, check_window_memory, window_count, window_starts
 from harlab.data.text import not_utf8, read_text_file
@@ -69,6 +69,8 @@ from harlab.data.windowset import Provenance, WindowSet, load_windowset, save_wi
 from harlab.errors import DataError, HarlabError
 from harlab.files import atomic_directory, atomic_write_bytes, atomic_write_json, sha256_file
 from harlab.limits import load_yaml
+
+logger = logging.getLogger(__name__)
 
 NAME = "recordings"
 FORMAT = "harlab-recordings/1"
@@ -277,16 +279,16 @@ def _channels(frame: pd.DataFrame, path: Path, options: ImportOptions) -> list[s
     wanted = named + list(options.channels or [])
     if missing := [c for c in wanted if c not in frame.columns]:
         raise DataError(path, f"column {missing[0]!r} not found (columns: {', '.join(map(str, frame.columns))})",
-                        "rename the column or pass its name (--time-column, --label-column, --channels, ...)")
+                        "rename the column or pass its name (`time_column`, `label_column`, `channels`, ...)")
     if options.channels:
         return list(options.channels)
     kinds = {str(c): _kind(frame[c]) for c in frame.columns if c not in named}
     channels = [c for c, kind in kinds.items() if kind in (NUMBERS, DECIMAL_COMMAS)]  # decimal commas: `_signals` says
     if ignored := [f"{c} ({kind})" for c, kind in kinds.items() if c not in channels]:
-        say(f"{path}: not read as signals, as they do not hold numbers: {', '.join(ignored)}")
+        logger.warning(f"{path}: not read as signals, as they do not hold numbers: {', '.join(ignored)}")
     if not channels:
         raise DataError(path, f"no numeric signal columns besides {', '.join(named)}",
-                        "name the signal columns with --channels")
+                        "name the signal columns with the `channels` setting")
     return channels
 
 
@@ -323,7 +325,8 @@ def _seconds(column: pd.Series, rows: np.ndarray, path: Path, unit: str) -> np.n
     as_times = unit == "datetime" or (unit == "auto" and kind not in (NUMBERS, DECIMAL_COMMAS))
     if kind == "true/false values" or (kind in ("date-times", "durations") and not as_times):
         raise _error(path, f"column {name!r} holds {kind}, not timestamps" + (f" in {unit}" if unit != "auto" else ""),
-                     "name the time column (--time-column)" if kind == "true/false values" else "set time_unit auto")
+                     "name the time column (the `time_column` setting)" if kind == "true/false values"
+                     else "set time_unit=auto")
     if as_times:
         if pd.api.types.is_numeric_dtype(column):
             raise _error(path, f"column {name!r}: time_unit datetime needs date-time text, found numbers",
@@ -415,7 +418,7 @@ def _source_rate(rec: _Recording, options: ImportOptions) -> float:
     median = float(np.median(steps))
     if median >= options.max_gap_s:
         raise DataError(rec.path, f"column {options.time_column!r}: median step {median:g} s is not shorter than "
-                        f"max_gap_s {options.max_gap_s:g}", "raise max_gap_s or check the time unit")
+                        f"max_gap_s {options.max_gap_s:g}", "raise the `max_gap_s` setting or check the time unit")
     regular = steps[np.abs(steps / median - 1) <= 0.5]  # gaps and dropped samples aside
     return float(f"{1 / float(np.mean(regular)):.4g}")
 
@@ -427,7 +430,7 @@ def _target_rate(recordings: list[_Recording], sources: list[float], options: Im
     for rec, source in zip(recordings, sources, strict=True):
         if options.rate is None and abs(source / target - 1) > JITTER:
             raise DataError(rec.path, f"column {column!r}: {source:g} Hz, but {recordings[0].path.name} has "
-                            f"{target:g} Hz", "pass one target rate (--rate) to resample them all")
+                            f"{target:g} Hz", "pass one target rate (the `rate` setting) to resample them all")
         if target > MAX_UPSAMPLING * source:
             raise DataError(rec.path, f"column {column!r}: target rate {target:g} Hz is over {MAX_UPSAMPLING}× the "
                             f"recording's {source:g} Hz", "choose a lower rate")
@@ -435,10 +438,10 @@ def _target_rate(recordings: list[_Recording], sources: list[float], options: Im
         if _samples_at(rec.seconds, target) < options.window:
             raise DataError(rec.path, f"column {column!r}: subject {rec.subject}'s recording spans {duration:.3g} s, "
                             f"shorter than one window ({options.window} samples at {target:g} Hz)",
-                            "record longer or lower --window")
+                            "record longer or lower the `window` setting")
     if options.pipeline == "uci-har" and target <= 40:
         raise DataError(recordings[0].path, f"column {column!r}: rate {target:g} Hz is too low for pipeline "
-                        "uci-har (its 20 Hz low-pass needs more than 40 Hz)", "pass --rate 50 or --pipeline none")
+                        "uci-har (its 20 Hz low-pass needs more than 40 Hz)", "set rate=50 or pipeline=none")
     return target
 
 
@@ -538,11 +541,11 @@ def build_windowset(paths: Iterable[str | Path], options: ImportOptions) -> tupl
     test_subjects = () if time_split else _test_subjects(subjects, options)
     if options.subject_column is None:
         ids_by_file = {rec.path.name: ids[rec.subject] for rec in recordings}
-        say("no subject column: each file is one subject, numbered in sorted path order: "
-            + ", ".join(f"{i} = {name}" for name, i in ids_by_file.items()))
+        logger.info("no subject column: each file is one subject, numbered in sorted path order: "
+                    + ", ".join(f"{i} = {name}" for name, i in ids_by_file.items()))
     if time_split:
-        say(f"a single subject cannot be split by subject: each stretch is split in time, the first "
-            f"{TRAIN_SHARE:.0%} for training and the last {1 - TRAIN_SHARE:.0%} for test")
+        logger.warning(f"a single subject cannot be split by subject: each stretch is split in time, the first "
+                       f"{TRAIN_SHARE:.0%} for training and the last {1 - TRAIN_SHARE:.0%} for test")
     sources = [_source_rate(rec, options) for rec in recordings]
     rate = _target_rate(recordings, sources, options)
     pipeline = UciHarPipeline(window=options.window, step=options.hop)
@@ -588,11 +591,11 @@ def build_windowset(paths: Iterable[str | Path], options: ImportOptions) -> tupl
     note = counts.note(options)
     if not len(y):
         raise HarlabError(f"no windows could be cut from {len(files)} file(s) ({note or 'no labelled stretch'}); "
-                          "check the labels, lower --window or --purity")
+                          "check the labels, lower the `window` or `purity` setting")
     test_mask = np.concatenate(tests) if time_split else None
     if time_split and (test_mask.all() or not test_mask.any()):
         raise HarlabError(f"the time split left {int((~test_mask).sum())} training and {int(test_mask.sum())} test "
-                          "windows; record longer or lower --window")
+                          "windows; record longer or lower the `window` setting")
     digest = hashlib.sha256("".join(digests.values()).encode()).hexdigest()
     resolved = options.model_copy(update={"channels": list(channels), "accelerometer": list(accelerometer)})
     options_dump = resolved.model_dump(mode="json")  # the columns actually read, so a model can read them again
@@ -637,7 +640,7 @@ def import_recordings(paths: Iterable[str | Path], options: ImportOptions, out_d
     atomically; an existing folder is replaced only if it is a harlab dataset itself."""
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "dataset.json").is_file():
-        raise DataError(out_dir, "exists and is not a harlab dataset", "choose a new folder for --out")
+        raise DataError(out_dir, "exists and is not a harlab dataset", "choose a new out folder")
     ws, manifest = build_windowset(paths, options)
     with atomic_directory(out_dir, "dataset") as tmp:
         save_windowset(ws, tmp / "windows.npz", _windows_key(manifest["sha256"]))
@@ -651,7 +654,7 @@ def load_recordings_dataset(folder: str | Path) -> WindowSet:
     manifest_path = folder / "dataset.json"
     if not manifest_path.is_file():
         raise DataError(folder, "not a harlab dataset (no dataset.json)",
-                        "make one with `harlab data import FILES --out FOLDER`")
+                        "make one by importing recordings into it (`harlab data import`)")
     try:
         manifest = json.loads(manifest_path.read_bytes())
     except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
@@ -712,8 +715,8 @@ def read_signals(path: Path, channels: list[str], rate: float, time_column: str 
     elif source_rate is not None:
         seconds = rows / source_rate
     else:
-        raise DataError(path, f"no {time_column!r} column", "name the time column (--time-column) or give the "
-                        "recording's rate (--rate)")
+        raise DataError(path, f"no {time_column!r} column", "name the time column (the `time_column` setting) or "
+                        "give the recording's rate (the `rate` setting)")
     recording = _Recording(path, "1", rows, seconds, signals, pd.Series([pd.NA] * len(rows), dtype="string"))
     source = _source_rate(recording, options.model_copy(update={"max_gap_s": float("inf")}))
     if rate > MAX_UPSAMPLING * source:

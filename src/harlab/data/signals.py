@@ -66,7 +66,7 @@ def check_window_memory(count: int, window: int, channels: int, step: int) -> No
     """Refuse, before any is cut, `count` windows (float32) that would take more memory than the MEMORY limit."""
     MEMORY.check(count * window * channels * np.dtype(np.float32).itemsize,
                  f"windows of {window} samples every {step} ({count:,} windows × {channels} channels)",
-                 "raise --step or lower --window")
+                 "raise the `step` setting or lower the `window` setting")
 
 
 def window_starts(n_samples: int, length: int, step: int) -> np.ndarray:

@@ -71,10 +71,41 @@ class WindowSet:
         test_mask = None if self.test_mask is None else self.test_mask[mask]
         return replace(self, X=self.X[mask], y=self.y[mask], subject=self.subject[mask], test_mask=test_mask)
 
+    @property
+    def subjects(self) -> np.ndarray:
+        """The subject of every window (scikit-learn's `groups`)."""
+        return self.subject
+
     def split(self) -> tuple[WindowSet, WindowSet]:
         """(train, test) by the dataset's own held-out subjects (or its `test_mask`, where set)."""
         is_test = np.isin(self.subject, self.test_subjects) if self.test_mask is None else self.test_mask
         return self.select(~is_test), self.select(is_test)
+
+    def folds(self, kind: str = "kfold", *, folds: int = 5, test_fraction: float = 0.3,
+              seed: int = 0) -> list[tuple[WindowSet, WindowSet]]:
+        """(train, test) pairs by subject, never a person in both: `kind` fixed (the dataset's own split),
+        holdout (a seeded `test_fraction` of the subjects), kfold (`folds` groups of subjects) or loso (leave
+        one subject out); see harlab.data.splits."""
+        from harlab.data.splits import SplitSpec
+        from harlab.data.splits import folds as make_folds
+
+        return [fold.apply(self) for fold in make_folds(self, SplitSpec.of(kind, folds, test_fraction, seed))]
+
+    @classmethod
+    def from_arrays(cls, X: np.ndarray, y: np.ndarray, subjects: np.ndarray | None = None,
+                    channels: tuple[str, ...] | None = None, classes: tuple[str, ...] | None = None,
+                    sampling_rate: float = 50.0) -> WindowSet:
+        """Windows X [n, time, channels] with 0-based labels y (and each window's subject; default all one
+        subject), as a WindowSet with no test split of its own. Channels default to ch0, ch1, …"""
+        X = np.asarray(X, dtype=np.float32)
+        if X.ndim != 3:
+            raise DataError("X", f"has shape {X.shape}", "give windows as an array [windows, time, channels]")
+        y = np.asarray(y, dtype=np.int64)
+        n_classes = int(y.max()) + 1 if len(y) else 0
+        return cls(X, y, np.zeros(len(X), np.int64) if subjects is None else np.asarray(subjects, np.int64),
+                   channels or tuple(f"ch{i}" for i in range(X.shape[2])),
+                   classes or tuple(str(i) for i in range(n_classes)), sampling_rate, X.shape[1], (),
+                   Provenance("arrays", "memory", ""))
 
     def class_counts(self) -> dict[str, int]:
         counts = np.bincount(self.y, minlength=len(self.classes))

@@ -11,13 +11,14 @@ one-line note saying so, and recorded.
 Unlike the WISDM tutorial, windows never span two users, a skipped record or a gap in the timestamps (more
 than MAX_GAP_NS = 1 s, i.e. 20 samples, between consecutive records, or a jump back), and nothing is
 standardized here: the tutorial fitted its scaler on the whole file (test users included), a leak;
-harlab standardizes on training subjects only (`--standardize`).
+harlab standardizes on training subjects only (the `standardize` setting).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -26,13 +27,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harlab.console import say
 from harlab.data import fetch
 from harlab.data.fetch import cache_dir, check_recorded_sha256, download, read_tar_member, record_sha256, regular_file
 from harlab.data.signals import check_window_memory
 from harlab.data.windowset import Provenance, WindowSet
 from harlab.errors import DataError, HarlabError
 from harlab.files import sha256_file
+
+logger = logging.getLogger(__name__)
 
 NAME = "wisdm"
 URL = "https://www.cis.fordham.edu/wisdm/includes/datasets/latest/WISDM_ar_latest.tar.gz"
@@ -169,7 +171,7 @@ def make_windows(records: Records, window: int, step: int, source: str,
     per_stretch = np.maximum(0, (stops - starts - window) // step + 1)
     if not per_stretch.sum():
         raise DataError(source, f"no continuous stretch holds a window of {window} samples (the longest has "
-                        f"{int((stops - starts).max())})", "use a shorter --window")
+                        f"{int((stops - starts).max())})", "lower the `window` setting")
     check_window_memory(int(per_stretch.sum()), window, records.xyz.shape[1], step)
     first = np.repeat(starts, per_stretch)
     offsets = np.arange(len(first)) - np.repeat(np.cumsum(per_stretch) - per_stretch, per_stretch)
@@ -220,7 +222,7 @@ def locate(data_dir: Path | None, offline: bool = False, quiet: bool = False) ->
         sha256 = download(URL, archive, quiet=quiet)
     except HarlabError as exc:
         raise HarlabError(f"{NAME} could not be had: {exc} — put {ARCHIVE} or {RAW_MEMBER} in DIR/{NAME}/ "
-                          "and pass --data-dir DIR") from None
+                          "and set data_dir=DIR") from None
     record_sha256(archive, sha256)
     return WisdmSource(archive, "official", sha256)
 
@@ -242,7 +244,7 @@ def build_windowset(source: WisdmSource, window: int, step: int, options: dict[s
     where = str(source.path) + (f"!{RAW_MEMBER}" if source.is_archive else "")
     records, skips = parse_raw(read_raw_text(source.path), where)
     if note := skips.summary():
-        say(f"{NAME}: {note}")
+        logger.warning(f"{NAME}: {note}")
     X, y, subject = make_windows(records, window, step, where)
     provenance = Provenance(NAME, str(source.path), source.sha256,
                             {"origin": source.origin, "format": "archive" if source.is_archive else "text",

@@ -174,7 +174,8 @@ def load_bundle(directory: Path) -> Bundle:
     """Read and verify a bundle folder; the model comes back in eval mode."""
     manifest_path, weights = directory / MANIFEST, directory / WEIGHTS
     if not directory.is_dir():
-        raise DataError(directory, "not a model bundle folder", "pass the folder `harlab train --save` wrote")
+        raise DataError(directory, "not a model bundle folder",
+                        "pass a folder saved after training (the `save` setting)")
     manifest = read_manifest(manifest_path)
     regular_file(weights, "the bundle is incomplete or damaged; save it again", limit=MAX_MODEL_BYTES)
     if (actual := sha256_file(weights)) != manifest["weights_sha256"]:

@@ -98,7 +98,8 @@ def open_model(path: Path) -> WindowModel:
 
         return WindowModel(str(path), tuple(bundle.channels), tuple(bundle.classes), bundle.window,
                            float(manifest["sampling_rate"]), manifest.get("preprocessing") or {}, probabilities)
-    fix = "pass what `harlab train --save` or `harlab export --onnx` wrote"
+    fix = ("pass a bundle folder saved after training (the `save` setting) or an ONNX file exported from one "
+           "(the `onnx` setting)")
     if path.suffix != ".onnx" or not (path.exists() or path.is_symlink()):
         raise DataError(path, "not a bundle folder or an .onnx file", fix)
     regular_file(path, fix, limit=MAX_MODEL_BYTES)
@@ -110,7 +111,7 @@ def open_model(path: Path) -> WindowModel:
     except Exception as exc:  # onnxruntime's own exception types; the user needs one line
         raise DataError(path, f"not a readable ONNX model ({str(exc).strip().splitlines()[0]})",
                         "export it again") from None
-    export = "export the model again with `harlab export --onnx`"
+    export = "export the model to ONNX again (the `onnx` setting)"
     if text is None:
         raise DataError(path, f"no harlab metadata (model property {ONNX_METADATA!r})", export)
     try:
@@ -120,7 +121,7 @@ def open_model(path: Path) -> WindowModel:
     if not isinstance(meta, dict):
         raise DataError(path, "its harlab metadata is not a JSON object", export)
     if meta.get("flat_input"):
-        raise DataError(path, "exported with --flat-input", "export it again without --flat-input to predict here")
+        raise DataError(path, "exported with flat_input=true", "export it again with flat_input=false to predict here")
     spec = validated(ModelInput, meta, path, export)
     takes = ", ".join(f"{i.type} {list(i.shape[1:])}" for i in session.get_inputs()) or "nothing"
     gives = ", ".join(f"{o.type} {list(o.shape[1:])}" for o in session.get_outputs()) or "nothing"

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from harlab.data.splits import folds, split_record
 from harlab.data.windowset import WindowSet
 from harlab.environment import describe_environment, now_iso
+from harlab.evaluation.runs import RunResult, RunTrainer, TrainedRun
 from harlab.experiments.backends import Backend, LocalBackend
-from harlab.experiments.repeats import RunResult, RunTrainer, split_record
 from harlab.experiments.spec import Configuration, ExperimentSpec
-from harlab.experiments.splits import folds
 from harlab.experiments.store import ResultsStore, run_place, writing
-from harlab.reports.plots import channel_histograms, save_figure
-
-CHANNELS_FIGURE = "channels.png"
+from harlab.training.callbacks import Callback
 
 
 @dataclass(frozen=True)
@@ -29,39 +27,65 @@ class Progress:
     finished_epochs: int
 
 
+@dataclass(frozen=True)
+class FinishedRun:
+    """A run just stored: its configuration, fold, result and planned epochs; `trained` holds the model when it
+    was trained in this process (None when it was copied from another experiment or trained elsewhere)."""
+
+    configuration: Configuration
+    result: RunResult
+    epochs: int
+    trained: TrainedRun | None = None
+
+
+class ExperimentCallback(Callback):
+    """A callback that also follows a whole experiment: `on_experiment_start` once with what is planned and
+    already done, `on_run_end` after every run stored (its fit hooks run only for runs trained in this process)."""
+
+    def on_experiment_start(self, progress: Progress) -> None:
+        """Before the first run, with the plan."""
+
+    def on_run_end(self, run: FinishedRun) -> None:
+        """After a run's row is stored."""
+
+
 def run_experiment(spec: ExperimentSpec, data: WindowSet, out: Path, shared: Sequence[ResultsStore] = (),
-                   on_run: Callable[[Configuration, RunResult], None] = lambda c, r: None,
-                   on_start: Callable[[Progress], None] = lambda progress: None,
-                   on_epoch: Callable[[], None] = lambda: None, backend: Backend | None = None) -> ResultsStore:
+                   callbacks: Sequence[Callback] = (), backend: Backend | None = None) -> ResultsStore:
     """Train every missing run of `spec` on `data` into the store at `out`; return the store.
 
     A run that one of the `shared` stores (other experiments on the same data) already holds — same
     configuration, same seed, hence the same result — is copied from it instead of trained again, marked
     with the experiment it came from. The runs left to train go to `backend` (default: `LocalBackend`, in this
     process, in plan order), after the copied ones; each row is appended here as its run finishes. The folder is
-    locked while this runs: a second process on the same `out` is refused in one line.
-
-    `on_start` is called once before training with what is planned and already done, `on_epoch` after every
-    epoch and `on_run` after every finished run, so a caller can show progress over the whole experiment.
+    locked while this runs: a second process on the same `out` is refused in one line. `callbacks` follow the
+    fits and, for ExperimentCallbacks, the whole experiment (progress display, tracking).
     """
     configurations = spec.configurations()
     fold_lists = {c.label: folds(data, c.config.split) for c in configurations}
     first = RunTrainer(data, fold_lists[configurations[0].label][0])
     for configuration in configurations:
         first.check(configuration.config)
+    del first  # the backend prepares the folds it trains on
+    watchers = [c for c in callbacks if isinstance(c, ExperimentCallback)]
     with writing(out):  # one process writes a results folder at a time
         store = ResultsStore.open(out, spec, split_record(data, spec.split), describe_environment())
-        if not (out / CHANNELS_FIGURE).exists():
-            save_figure(channel_histograms(first.train), out / CHANNELS_FIGURE, out / "channels.svg")
-        del first  # the backend prepares the folds it trains on
         finished = store.finished()
         elsewhere = _runs_elsewhere(store, shared)
         plan = [(c, fold, repeat) for c in configurations for fold in fold_lists[c.label]
                 for repeat in range(1, spec.repeats + 1)]
         epochs = {c.label: c.config.train_config().epochs for c in configurations}
         done = [(c, f, r) for c, f, r in plan if (c.config.key(), f.name, r) in finished]
-        on_start(Progress(len(plan), len(done), sum(epochs[c.label] for c, _, _ in plan),
-                          sum(epochs[c.label] for c, _, _ in done)))
+        progress = Progress(len(plan), len(done), sum(epochs[c.label] for c, _, _ in plan),
+                            sum(epochs[c.label] for c, _, _ in done))
+        for watcher in watchers:
+            watcher.on_experiment_start(progress)
+
+        def stored(configuration: Configuration, row: dict[str, Any], run: RunResult,
+                   trained: TrainedRun | None = None) -> None:
+            store.append(row)
+            for watcher in watchers:
+                watcher.on_run_end(FinishedRun(configuration, run, epochs[configuration.label], trained))
+
         missing = []
         for configuration, fold, repeat in plan:
             key = configuration.config.key()
@@ -71,15 +95,13 @@ def run_experiment(spec: ExperimentSpec, data: WindowSet, out: Path, shared: Seq
                 missing.append((configuration, fold, repeat))
                 continue
             row = {**elsewhere[key, fold.name, repeat], "label": configuration.label, "swept": configuration.swept}
-            run = RunResult(**{k: row[k] for k in RunResult.__dataclass_fields__ if k in row})
-            for _ in range(epochs[configuration.label]):
-                on_epoch()
-            store.append(row)
-            on_run(configuration, run)
-        for (configuration, _, _), run in (backend or LocalBackend()).train(data, missing, on_epoch):
-            store.append({"key": configuration.config.key(), "label": configuration.label, "swept": configuration.swept,
-                          "config": configuration.config.model_dump(mode="json"), **asdict(run), "finished": now_iso()})
-            on_run(configuration, run)
+            stored(configuration, row, RunResult(**{k: row[k] for k in RunResult.__dataclass_fields__ if k in row}))
+        for (configuration, _, _), outcome in (backend or LocalBackend()).train(data, missing, callbacks):
+            trained = outcome if isinstance(outcome, TrainedRun) else None
+            run = outcome.result if isinstance(outcome, TrainedRun) else outcome
+            stored(configuration, {"key": configuration.config.key(), "label": configuration.label,
+                                   "swept": configuration.swept, "config": configuration.config.model_dump(mode="json"),
+                                   **asdict(run), "finished": now_iso()}, run, trained)
         return store
 
 

@@ -12,21 +12,23 @@ import itertools
 import math
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_serializer, model_validator
 
+from harlab.data.splits import SplitKind, SplitSpec
 from harlab.data.text import read_text_file
 from harlab.errors import DataError, HarlabError
-from harlab.experiments.repeats import MAX_SEED, RepeatConfig, RunSettings
 from harlab.limits import RUNS, load_yaml
 from harlab.models.registry import ModelEntry, get_entry, validate_hyperparameters
+from harlab.training.settings import MAX_SEED, RepeatConfig, RunSettings, defaults_of
 
 # Settings of a run besides the model's hyperparameters; any of them can be fixed or swept.
 RUN_SETTINGS = tuple(RunSettings.model_fields)
 # Run settings a search may not vary: every trial must be validated on the same subjects.
 UNSEARCHABLE = ("split", "validation_split")
 CHOICE_TYPES = (bool, int, float, str, type(None))
+EARLY_STOPPING_SPLIT = 0.2  # of the training subjects, held out when early stopping is asked for without one
 
 
 class TutorialReference(BaseModel):
@@ -259,3 +261,31 @@ def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> Experiment
     except RecursionError:
         raise DataError(path, "nested too deeply to be a spec", "fix the brackets") from None
     return parse_spec(data, path, overrides)
+
+
+def training_spec(model: str = "cnn", *, dataset: str | None = None, dataset_options: dict[str, Any] | None = None,
+                  repeats: int = 10, seed: int = 0, hyperparameters: dict[str, Any] | None = None,
+                  split: str = "fixed", folds: int = 5, test_fraction: float = 0.3, early_stopping: int | None = None,
+                  **settings: Any) -> ExperimentSpec:
+    """The one-configuration experiment of `harlab train` (and `harlab.train`): `settings` are TrainConfig's
+    (None: the model's); `early_stopping` is a patience that also holds out 20 % of the training subjects to
+    validate on, unless `validation_split` or the model's own defaults say otherwise. A bad setting is one line
+    naming it."""
+    RUNS.check(repeats, f"repeats={repeats}", "train fewer repeats")
+    if split not in get_args(SplitKind):
+        raise HarlabError(f"split={split}: choose one of {', '.join(get_args(SplitKind))}")
+    if early_stopping is not None:
+        settings["patience"] = early_stopping
+        if settings.get("validation_split") is None and not defaults_of(model).validation_split:
+            settings["validation_split"] = EARLY_STOPPING_SPLIT
+    try:
+        spec = ExperimentSpec(
+            name=f"train-{model}", model=model, dataset=dataset, dataset_options=dataset_options or {},
+            hyperparameters=hyperparameters or {}, repeats=repeats, seed=seed,
+            split=SplitSpec(kind=split) if split == "fixed" else SplitSpec(  # type: ignore[arg-type]
+                kind=split, folds=folds, test_fraction=test_fraction, seed=seed),  # type: ignore[arg-type]
+            **{k: v for k, v in settings.items() if v is not None})
+        spec.configurations()
+    except ValidationError as exc:
+        raise HarlabError(f"harlab train: {one_line(exc)}") from None
+    return spec

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
 
-from harlab.console import say
 from harlab.errors import DataError, HarlabError
-from harlab.experiments.repeats import same_configuration
 from harlab.experiments.spec import ExperimentSpec
 from harlab.files import atomic_write_json, disk_full_reported, exclusive
 
 SPEC_FILE, ENVIRONMENT_FILE, RUNS_FILE, DATASET_FILE = "spec.json", "environment.json", "runs.jsonl", "dataset.json"
 LOCK_FILE = ".lock"
+logger = logging.getLogger(__name__)
 RUNS_KEPT = "the runs finished so far are kept"
 
 
@@ -56,10 +56,10 @@ class ResultsStore:
             previous = store.spec()
             if not _extends(previous, spec_json):
                 raise HarlabError(f"{directory} holds a different experiment ({previous.get('name')!r}); "
-                                  "choose another --out, or delete the folder to start over")
+                                  "choose another out folder, or delete the folder to start over")
             if store.dataset() != dataset:
                 raise HarlabError(f"{directory} holds runs on other data ({store.dataset().get('provenance')}); "
-                                  "choose another --out")
+                                  "choose another out folder")
             store._cut_torn_line()
         else:
             directory.mkdir(parents=True, exist_ok=True)
@@ -125,8 +125,8 @@ class ResultsStore:
                 else:
                     rows[place] = row
         if repeated:
-            say(f"{self.runs_path}: line(s) {', '.join(map(str, repeated))} store a run again (same configuration, "
-                "fold and repeat); each run counts once, as first stored")
+            logger.warning(f"{self.runs_path}: line(s) {', '.join(map(str, repeated))} store a run again (same "
+                           "configuration, fold and repeat); each run counts once, as first stored")
         return list(rows.values())
 
     def finished(self) -> set[tuple[str, str, int]]:
@@ -154,6 +154,21 @@ def _row_problem(row: dict[str, Any]) -> str:
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not 0 <= seconds < float("inf"):
         return f"fit_seconds {seconds!r} is not a number of seconds"
     return ""
+
+
+def refuse_old_train_file(out: Path) -> None:
+    """A results file of `harlab train` from before results were folders is refused in one line that says how to
+    get the same runs in the folder format (they are seeded: training them again gives the same numbers)."""
+    if out.is_file() and out.suffix == ".json":
+        raise DataError(out, "a results file of an older harlab train (results are folders now, readable by "
+                        "`harlab experiment report`)", "train again with the same options into a new out folder "
+                        "(the runs are seeded: the same numbers); the old file stays readable as JSON")
+
+
+def same_configuration(a: dict[str, Any], b: dict[str, Any], ignore: tuple[str, ...] = ("repeats",)) -> bool:
+    """Whether two dumped configurations (or specs) train the same runs: the keys in `ignore` — by default
+    the number of repeats — may differ."""
+    return {k: v for k, v in a.items() if k not in ignore} == {k: v for k, v in b.items() if k not in ignore}
 
 
 def _extends(previous: dict[str, Any], spec: dict[str, Any]) -> bool:

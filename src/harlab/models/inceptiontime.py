@@ -85,6 +85,11 @@ class InceptionTime(nn.Module):
         self.members = nn.ModuleList(InceptionNetwork(n_channels, n_classes, filters, depth, kernel_size)
                                      for _ in range(n_networks))
 
+    @property
+    def ensemble_members(self) -> int:
+        """How many networks: more than 1 returns their logits stacked while training (harlab.models.contract)."""
+        return len(self.members)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits for x [batch, channels, time]; stacked per network when training an ensemble."""
         if len(self.members) == 1:

@@ -1,8 +1,8 @@
 """Keras-semantics building blocks shared by the architectures: a Conv1D with every option Keras documents,
 time-major flattening, and the penalty/constraint protocol the training loop honours.
 
-A layer that adds a loss term defines `regularization_loss()`; one whose weights are projected after each
-optimizer step defines `apply_constraints()`. The loop finds them with the two functions at the bottom.
+A layer that adds a loss term defines `penalty()`; one whose weights are projected after each optimizer step
+defines `constrain()` (the protocols of harlab.models.contract, which the training loop reads).
 """
 
 from __future__ import annotations
@@ -83,13 +83,15 @@ class Conv1D(nn.Module):
         y = F.conv1d(x, self.weight, self.bias, stride=self.options.strides, dilation=self.options.dilation_rate)
         return self.activation(y)
 
-    def regularization_loss(self) -> torch.Tensor | None:
+    def penalty(self) -> torch.Tensor | None:
+        """Keras's kernel_regularizer=l2(kernel_l2), or None without one."""
         if not self.options.kernel_l2:
             return None
         return self.options.kernel_l2 * self.weight.square().sum()
 
     @torch.no_grad()
-    def apply_constraints(self) -> None:
+    def constrain(self) -> None:
+        """Keras's kernel_constraint=max_norm(kernel_max_norm) over each filter, when set."""
         if self.options.kernel_max_norm is None:
             return
         norms = self.weight.square().sum(dim=(1, 2), keepdim=True).sqrt()
@@ -131,17 +133,3 @@ def output_shape(layers: nn.Module, n_channels: int, n_timesteps: int) -> tuple[
             return tuple(layers(torch.zeros(1, n_channels, n_timesteps)).shape[1:])
     except RuntimeError as exc:
         raise ShapeError(f"the window is too short for these layers ({str(exc).splitlines()[0]})") from None
-
-
-def regularization_loss(model: nn.Module) -> torch.Tensor | None:
-    """Sum of the loss terms the layers of `model` add (Keras's `model.losses`), or None when none does."""
-    terms = [m.regularization_loss() for m in model.modules() if hasattr(m, "regularization_loss")]
-    terms = [t for t in terms if t is not None]
-    return torch.stack(terms).sum() if terms else None
-
-
-def apply_constraints(model: nn.Module) -> None:
-    """Project the weights of every constrained layer of `model`, as Keras does after each update."""
-    for m in model.modules():
-        if hasattr(m, "apply_constraints"):
-            m.apply_constraints()

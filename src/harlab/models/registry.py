@@ -11,7 +11,7 @@ import inspect
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import pydantic
 import torch
@@ -23,25 +23,17 @@ from harlab.limits import PARAMETERS
 from harlab.models.layers import ShapeError
 
 Builder = Callable[..., nn.Module]
-Schedule = Literal["constant", "cosine", "plateau"]
-Augmentation = Literal["jitter", "scaling", "time_warp", "rotation"]
 _SHAPE_ARGUMENTS = {"n_channels", "n_timesteps", "n_classes"}
 
 
 @dataclass(frozen=True)
 class ModelEntry:
-    """A registered architecture: its builder, hyperparameters and the training defaults of its tutorial."""
+    """A registered architecture: its builder, hyperparameters and the training defaults of its tutorial (settings
+    of harlab.training.config.TrainConfig, validated there)."""
 
     name: str
     builder: Builder
-    epochs: int
-    batch_size: int
-    validation_split: float
-    patience: int | None
-    schedule: Schedule
-    weight_decay: float
-    label_smoothing: float
-    augment: tuple[Augmentation, ...]
+    training: dict[str, Any]
     summary: str
     schema: type[BaseModel]
     groups: dict[str, type[BaseModel]]  # builder argument → the options model whose fields are offered flat
@@ -50,20 +42,6 @@ class ModelEntry:
     def hyperparameters(self) -> dict[str, Any]:
         """Every hyperparameter with its default."""
         return {name: field.default for name, field in self.schema.model_fields.items()}
-
-    def training_defaults(self) -> str:
-        text = f"{self.epochs} epochs, batch {self.batch_size}"
-        if self.patience is not None:
-            text += f", early stopping (patience {self.patience}, {self.validation_split:.0%} of subjects held out)"
-        if self.schedule != "constant":
-            text += f", {self.schedule} learning rate"
-        if self.weight_decay:
-            text += f", weight decay {self.weight_decay:g}"
-        if self.label_smoothing:
-            text += f", label smoothing {self.label_smoothing:g}"
-        if self.augment:
-            text += ", augmented by " + "/".join(self.augment)
-        return text
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
@@ -92,30 +70,27 @@ def _schema(name: str, builder: Builder) -> tuple[type[BaseModel], dict[str, typ
     return pydantic.create_model(f"{name}_hyperparameters", __config__=config, **fields), groups
 
 
-def register(name: str, *, epochs: int, batch_size: int, validation_split: float = 0.0,
-             patience: int | None = None, schedule: Schedule = "constant", weight_decay: float = 0.0,
-             label_smoothing: float = 0.0, augment: tuple[Augmentation, ...] = ()) -> Callable[[Builder], Builder]:
+def register(name: str, **training: Any) -> Callable[[Builder], Builder]:
     """Class or function decorator: register a builder under `name` with its training defaults (its tutorial's,
-    or for the modern models the recipe chosen on validation subjects)."""
+    or for the modern models the recipe chosen on validation subjects), given as TrainConfig settings such as
+    `epochs=10, batch_size=32`."""
 
     def decorate(builder: Builder) -> Builder:
         doc = (inspect.getdoc(builder) or "").splitlines()
         schema, groups = _schema(name, builder)
-        _REGISTRY[name] = ModelEntry(name, builder, epochs, batch_size, validation_split, patience, schedule,
-                                     weight_decay, label_smoothing, augment, doc[0] if doc else "", schema, groups)
+        _REGISTRY[name] = ModelEntry(name, builder, dict(training), doc[0] if doc else "", schema, groups)
         return builder
 
     return decorate
 
 
 def model_names() -> list[str]:
-    _load_builtin_models()
+    """Every registered model's name, sorted."""
     return sorted(_REGISTRY)
 
 
 def get_entry(name: str) -> ModelEntry:
     """The registered model `name`, or a one-line error listing the known ones."""
-    _load_builtin_models()
     if name not in _REGISTRY:
         raise HarlabError(f"unknown model {name!r}; choose one of: {', '.join(sorted(_REGISTRY))}")
     return _REGISTRY[name]
@@ -157,22 +132,6 @@ def create_model(name: str, n_channels: int, n_timesteps: int, n_classes: int, *
                      f"model {name!r}{f' with {given}' if given else ''} on {shape}",
                      "choose smaller hyperparameters (see `harlab models summary`)")
     return build()
-
-
-def _load_builtin_models() -> None:
-    # Each module registers its architecture on import.
-    from harlab.models import (  # noqa: F401
-        cnn,
-        cnn_lstm,
-        conv_transformer,
-        convlstm,
-        inceptiontime,
-        lstm,
-        minirocket,
-        multihead_cnn,
-        resnet1d,
-        wisdm_cnn,
-    )
 
 
 def count_parameters(model: nn.Module) -> int:

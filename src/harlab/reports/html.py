@@ -9,7 +9,7 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 
 from harlab.environment import now_iso
 from harlab.evaluation.statistics import Summary
@@ -17,6 +17,7 @@ from harlab.files import atomic_write_bytes
 from harlab.reports.analysis import ExperimentResult, number, rank_test_line
 from harlab.reports.plots import (
     accuracy_boxplot,
+    close_figure,
     confusion_figure,
     cost_figure,
     critical_difference_diagram,
@@ -65,14 +66,14 @@ class HtmlReport:
     def preformatted(self, text: str) -> None:
         self.parts.append(f"<pre>{html.escape(text)}</pre>")
 
-    def figure(self, figure: plt.Figure, name: str, caption: str) -> None:
+    def figure(self, figure: Figure, name: str, caption: str) -> None:
         """Embed `figure` and write it as figures/NAME.png and .svg."""
         try:
             png = figure_bytes(figure, "png")
             atomic_write_bytes(self.figures_dir / f"{name}.png", png)
             atomic_write_bytes(self.figures_dir / f"{name}.svg", figure_bytes(figure, "svg"))
         finally:
-            plt.close(figure)
+            close_figure(figure)
         data = base64.b64encode(png).decode()
         self.parts.append(f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{data}">'
                           f"<figcaption>{html.escape(caption)}</figcaption></figure>")

@@ -1,17 +1,21 @@
-"""Figures: each builder returns a matplotlib Figure; `save_figure` writes it as PNG, SVG or PDF by suffix."""
+"""Figures: each builder returns a matplotlib Figure; `save_figure` writes it as PNG, SVG or PDF by suffix.
+
+Figures are built with matplotlib's object-oriented API (`Figure`, no pyplot), so no backend is needed and
+importing harlab leaves the user's backend and rcParams as they are."""
 
 from __future__ import annotations
 
 import io
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
 import numpy as np
 import pandas as pd
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Rectangle
 
 from harlab.data.windowset import WindowSet
 from harlab.errors import HarlabError
@@ -20,14 +24,20 @@ from harlab.files import atomic_write_bytes
 FORMATS = {".png", ".svg", ".pdf"}
 
 
-def figure_bytes(figure: plt.Figure, fmt: str) -> bytes:
+def figure_bytes(figure: Figure, fmt: str) -> bytes:
     """`figure` rendered as `fmt` (png, svg or pdf)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format=fmt, dpi=120, bbox_inches="tight")
     return buffer.getvalue()
 
 
-def save_figure(figure: plt.Figure, *paths: Path) -> None:
+def close_figure(figure: Figure) -> None:
+    """Let pyplot forget `figure` if pyplot made it (e.g. Optuna's plots); a `Figure` of ours needs nothing."""
+    if (pyplot := sys.modules.get("matplotlib.pyplot")) is not None:
+        pyplot.close(figure)
+
+
+def save_figure(figure: Figure, *paths: Path) -> None:
     """Write `figure` atomically to each path in the format its suffix names, and close it."""
     try:
         for path in paths:
@@ -35,14 +45,15 @@ def save_figure(figure: plt.Figure, *paths: Path) -> None:
                 raise HarlabError(f"{path}: unsupported figure format; use one of {', '.join(sorted(FORMATS))}")
             atomic_write_bytes(path, figure_bytes(figure, path.suffix.lower().lstrip(".")))
     finally:
-        plt.close(figure)
+        close_figure(figure)
 
 
-def channel_histograms(train: WindowSet, bins: int = 100) -> plt.Figure:
+def channel_histograms(train: WindowSet, bins: int = 100) -> Figure:
     """The tutorial's figure: one histogram per channel of the training windows, overlap removed."""
     samples = train.without_overlap()
     n = samples.shape[1]
-    figure, axes = plt.subplots(n, 1, figsize=(8, 1.3 * n), squeeze=False)
+    figure = Figure(figsize=(8, 1.3 * n))
+    axes = figure.subplots(n, 1, squeeze=False)
     for ax, channel, values in zip(axes[:, 0], train.channels, samples.T, strict=True):
         ax.hist(values, bins=bins, color="tab:blue")
         ax.set_ylabel(channel, rotation=0, ha="right", va="center", fontsize=8)
@@ -53,11 +64,12 @@ def channel_histograms(train: WindowSet, bins: int = 100) -> plt.Figure:
 
 
 def accuracy_boxplot(groups: dict[str, Sequence[float]], title: str,
-                     reference: dict[str, float] | None = None) -> plt.Figure:
+                     reference: dict[str, float] | None = None) -> Figure:
     """The tutorial's figure: a box of test accuracy (%) per configuration, runs as dots, the tutorial's
     reported mean as a red diamond where it is known."""
     labels = list(groups)
-    figure, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(labels) + 1.5), 4))
+    figure = Figure(figsize=(max(4.0, 1.1 * len(labels) + 1.5), 4))
+    ax = figure.subplots()
     ax.boxplot([groups[k] for k in labels], showmeans=True)
     ax.set_xticks(range(1, len(labels) + 1), labels, rotation=20 if len(labels) > 4 else 0, ha="right"
                   if len(labels) > 4 else "center", fontsize=8)
@@ -68,7 +80,7 @@ def accuracy_boxplot(groups: dict[str, Sequence[float]], title: str,
         if reference and label in reference:
             ax.plot(i, reference[label], "D", color="tab:red", label="tutorial" if i == 1 else None)
     if reference and any(k in reference for k in labels):
-        ax.legend(handles=[plt.Line2D([], [], marker="D", color="tab:red", linestyle="", label="tutorial's mean")],
+        ax.legend(handles=[Line2D([], [], marker="D", color="tab:red", linestyle="", label="tutorial's mean")],
                   fontsize=8, loc="lower right")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title, fontsize=10)
@@ -76,11 +88,12 @@ def accuracy_boxplot(groups: dict[str, Sequence[float]], title: str,
     return figure
 
 
-def confusion_figure(confusion: Sequence[Sequence[int]], classes: Sequence[str], title: str) -> plt.Figure:
+def confusion_figure(confusion: Sequence[Sequence[int]], classes: Sequence[str], title: str) -> Figure:
     """A confusion matrix twice: counts, and normalized per true class (rows sum to 1)."""
     counts = np.asarray(confusion)
     normalized = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    figure = Figure(figsize=(11, 4.6))
+    axes = figure.subplots(1, 2)
     for ax, matrix, fmt, name in ((axes[0], counts, "d", "counts"), (axes[1], normalized, ".2f", "row-normalized")):
         ax.imshow(normalized, cmap="Blues", vmin=0, vmax=1)
         for (i, j), value in np.ndenumerate(matrix):
@@ -95,9 +108,10 @@ def confusion_figure(confusion: Sequence[Sequence[int]], classes: Sequence[str],
     return figure
 
 
-def learning_curves(histories: Sequence[dict[str, Sequence[float]]], title: str) -> plt.Figure:
+def learning_curves(histories: Sequence[dict[str, Sequence[float]]], title: str) -> Figure:
     """Loss and accuracy per epoch of every run (thin lines), training solid and validation dashed."""
-    figure, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    figure = Figure(figsize=(10, 3.6))
+    axes = figure.subplots(1, 2)
     for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
         for i, history in enumerate(histories):
             epochs = range(1, len(history[metric]) + 1)
@@ -114,16 +128,17 @@ def learning_curves(histories: Sequence[dict[str, Sequence[float]]], title: str)
 
 
 def timeline_figure(samples: pd.DataFrame, sampling_rate: float, segments: pd.DataFrame, classes: Sequence[str],
-                    title: str) -> plt.Figure:
+                    title: str) -> Figure:
     """The recording's signals over time with the predicted activities as coloured bands behind them."""
-    figure, axis = plt.subplots(figsize=(12, 4), layout="constrained")
-    colors = dict(zip(classes, plt.get_cmap("tab10" if len(classes) <= 10 else "tab20").colors, strict=False))
+    figure = Figure(figsize=(12, 4), layout="constrained")
+    axis = figure.subplots()
+    colors = dict(zip(classes, matplotlib.colormaps["tab10" if len(classes) <= 10 else "tab20"].colors, strict=False))
     seconds = np.arange(len(samples)) / sampling_rate
     for row in segments.itertuples(index=False):
         axis.axvspan(row.start, row.end, color=colors[row.activity], alpha=0.25, linewidth=0)
     for column in samples.columns:
         axis.plot(seconds, samples[column].to_numpy(), linewidth=0.6, label=column)
-    bands = [plt.Rectangle((0, 0), 1, 1, color=colors[c], alpha=0.25) for c in classes]
+    bands = [Rectangle((0, 0), 1, 1, color=colors[c], alpha=0.25) for c in classes]
     first = axis.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize="small", title="signals")
     axis.add_artist(first)
     axis.legend(bands, classes, loc="lower left", bbox_to_anchor=(1.0, 0.0), fontsize="small", title="activity")
@@ -132,14 +147,15 @@ def timeline_figure(samples: pd.DataFrame, sampling_rate: float, segments: pd.Da
 
 
 def critical_difference_diagram(mean_ranks: dict[str, float], cd: float, groups: Sequence[Sequence[str]],
-                                title: str) -> plt.Figure:
+                                title: str) -> Figure:
     """Demšar's critical-difference diagram: an axis of mean ranks (1, the best, on the left), each configuration
     joined to its label (the better half on the left), the critical difference as a bar above the axis and a
     thick bar under each group of configurations not significantly different."""
     ordered = sorted(mean_ranks, key=mean_ranks.__getitem__)
     k, half = len(ordered), (len(ordered) + 1) // 2
     top = -0.25 - 0.15 * len(groups)
-    figure, ax = plt.subplots(figsize=(9, 1.4 + 0.32 * half + 0.12 * len(groups)))
+    figure = Figure(figsize=(9, 1.4 + 0.32 * half + 0.12 * len(groups)))
+    ax = figure.subplots()
     ax.hlines(0, 1, k, color="black", lw=1)
     for tick in range(1, k + 1):
         ax.vlines(tick, 0, 0.08, color="black", lw=1)
@@ -163,10 +179,11 @@ def critical_difference_diagram(mean_ranks: dict[str, float], cd: float, groups:
     return figure
 
 
-def cost_figure(points: dict[str, tuple[float, float, float, float]], title: str) -> plt.Figure:
+def cost_figure(points: dict[str, tuple[float, float, float, float]], title: str) -> Figure:
     """Accuracy against training cost, one point per configuration: `points` maps a label to (mean fit seconds,
     mean accuracy %, lower and upper end of its 95 % CI, equal to the mean where unknown); log-scaled seconds."""
-    figure, ax = plt.subplots(figsize=(7, 4.5))
+    figure = Figure(figsize=(7, 4.5))
+    ax = figure.subplots()
     for label, (seconds, mean, low, high) in points.items():
         ax.errorbar(seconds, mean, yerr=[[mean - low], [high - mean]], fmt="o", capsize=3, color="tab:blue")
         ax.annotate(label, (seconds, mean), xytext=(5, 4), textcoords="offset points", fontsize=7)

@@ -17,7 +17,7 @@ import torch
 from harlab.data.transforms import Standardizer
 from harlab.data.windowset import WindowSet
 from harlab.errors import HarlabError
-from harlab.models.registry import Augmentation
+from harlab.training.config import Augmentation
 
 JITTER = 0.05  # noise, as a fraction of each channel's standard deviation
 SCALING = 0.1  # standard deviation of the per-window, per-channel gain around 1

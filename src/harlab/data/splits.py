@@ -10,10 +10,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sklearn.model_selection import GroupKFold
 
 from harlab.data.windowset import WindowSet
@@ -40,6 +40,15 @@ class SplitSpec(BaseModel):
 
     def is_default(self) -> bool:
         return self == SplitSpec()
+
+    @classmethod
+    def of(cls, kind: str, folds: int = 5, test_fraction: float = 0.3, seed: int = 0) -> SplitSpec:
+        """The split `kind` with its options, or a one-line error naming the bad one."""
+        try:
+            return cls(kind=kind, folds=folds, test_fraction=test_fraction, seed=seed)  # type: ignore[arg-type]
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}={e['input']!r}: {e['msg']}" for e in exc.errors())
+            raise HarlabError(f"split: {problems}") from None
 
 
 @dataclass(frozen=True)
@@ -77,7 +86,20 @@ def folds(data: WindowSet, split: SplitSpec) -> list[Fold]:
         return [Fold(f"subject-{int(s)}", (int(s),)) for s in subjects]
     if split.folds > len(subjects):
         raise HarlabError(f"{name}: {split.folds} folds need at least {split.folds} subjects, it has "
-                          f"{len(subjects)}; lower --folds")
+                          f"{len(subjects)}; lower the `folds` setting")
     groups = GroupKFold(n_splits=split.folds).split(np.zeros(len(subjects)), groups=subjects)
     return [Fold(f"kfold-{i}/{split.folds}", tuple(sorted(int(s) for s in subjects[test])))
             for i, (_, test) in enumerate(groups, 1)]
+
+
+def split_record(data: WindowSet, split: SplitSpec) -> dict[str, Any]:
+    """What a results record says about the data: for the dataset's own split, the train/test subjects and
+    counts; for a cross-validation, every subject and each fold's test subjects."""
+    if split.is_default():
+        train, test = data.split()
+        return {**data.metadata(), "window": data.window, "n_train": len(train), "n_test": len(test),
+                "train_subjects": sorted(set(train.subject.tolist())),
+                "test_subjects_present": sorted(set(test.subject.tolist()))}
+    return {**data.metadata(), "window": data.window, "n_windows": len(data),
+            "subjects": sorted(int(s) for s in np.unique(data.subject)),
+            "folds": {f.name: list(f.test_subjects or ()) for f in folds(data, split)}}

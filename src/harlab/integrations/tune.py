@@ -20,24 +20,21 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 import yaml
 
-from harlab.data.transforms import Standardizer
+from harlab.data.splits import folds, split_record
 from harlab.data.windowset import WindowSet
 from harlab.environment import describe_environment, now_iso
 from harlab.errors import DataError, HarlabError
+from harlab.evaluation.runs import RunResult
 from harlab.evaluation.statistics import Summary, describe
-from harlab.experiments.repeats import RunResult, hold_out_validation, same_configuration, split_record
-from harlab.experiments.runner import run_experiment
+from harlab.experiments.runner import ExperimentCallback, FinishedRun, run_experiment
 from harlab.experiments.spec import RUN_SETTINGS, ExperimentSpec, SearchDimension, load_spec, parse_spec
-from harlab.experiments.splits import folds
-from harlab.experiments.store import SPEC_FILE, ResultsStore, writing
+from harlab.experiments.store import SPEC_FILE, ResultsStore, same_configuration, writing
 from harlab.files import atomic_write_bytes, atomic_write_json
-from harlab.models.registry import create_model
 from harlab.reports.html import HtmlReport, add_environment
-from harlab.training.augment import Augmenter
-from harlab.training.loop import History, fit, to_tensor
+from harlab.training.callbacks import Callback, FitState
+from harlab.training.run import fit_run, hold_out_validation, prepare
 
 if TYPE_CHECKING:
     import optuna
@@ -95,17 +92,17 @@ def fixed_spec_data(spec: ExperimentSpec, params: dict[str, Any]) -> dict[str, A
     return data
 
 
-def pruning_callback(trial: optuna.Trial) -> Callable[[int, History], None]:
-    """fit's `on_epoch`: report the epoch's validation loss to Optuna, and stop the fit by raising
+class OptunaPruning(Callback):
+    """Reports every epoch's validation loss to the Optuna trial and stops the fit by raising
     `optuna.TrialPruned` when the pruner says the trial is behind the others at this epoch."""
-    optuna = import_optuna()
 
-    def on_epoch(epoch: int, history: History) -> None:
-        trial.report(history.val_loss[-1], epoch)
-        if trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+    def __init__(self, trial: optuna.Trial):
+        self.trial = trial
 
-    return on_epoch
+    def on_epoch_end(self, state: FitState) -> None:
+        self.trial.report(state.history.val_loss[-1], state.epoch)
+        if self.trial.should_prune():
+            raise import_optuna().TrialPruned(f"pruned at epoch {state.epoch}")
 
 
 @dataclass(frozen=True)
@@ -150,27 +147,11 @@ def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-PreparedSearch = tuple[torch.Tensor, torch.Tensor, tuple[torch.Tensor, torch.Tensor], Standardizer | None]
-
-
 class Objective:
-    """Train one configuration per trial on the search data and return its validation loss; the tensors of
-    each standardization choice are made once."""
+    """Train one configuration per trial on the search data and return its validation loss."""
 
     def __init__(self, spec: ExperimentSpec, parts: SearchData, shape: tuple[int, int, int]):
         self.spec, self.parts, self.shape = spec, parts, shape  # shape: channels, timesteps, classes
-        self._tensors: dict[bool, PreparedSearch] = {}
-
-    def tensors(self, standardize: bool) -> PreparedSearch:
-        """Fit windows, their labels, the validation pair and the standardizer (None unstandardized), made with
-        statistics of the fit windows."""
-        if standardize not in self._tensors:
-            fit_part, validation = self.parts.fit, self.parts.validation
-            standardizer = Standardizer.fit(fit_part) if standardize else None
-            self._tensors[standardize] = (to_tensor(fit_part.X, standardizer), torch.from_numpy(fit_part.y),
-                                          (to_tensor(validation.X, standardizer), torch.from_numpy(validation.y)),
-                                          standardizer)
-        return self._tensors[standardize]
 
     def __call__(self, trial: optuna.Trial) -> float:
         optuna = import_optuna()
@@ -180,12 +161,10 @@ class Objective:
             config = parse_spec(fixed_spec_data(self.spec, params), f"trial {trial.number}").configurations()[0].config
             # The configuration's own epochs, batch and early stopping, validated on the search's subjects.
             train_config = replace(config.train_config(), validation_split=self.parts.fraction)
-            X, y, validation, standardizer = self.tensors(config.standardize)
-            torch.manual_seed(config.seed)
-            model = create_model(config.model, *self.shape, **config.hyperparameters)
-            augment = Augmenter.fit(train_config.augment, self.parts.fit, standardizer)
-            history = fit(model, X, y, train_config, config.seed, on_epoch=pruning_callback(trial),
-                          validation=validation, augment=augment)
+            prepared = prepare(self.parts.fit, train_config, config.seed,
+                               (self.parts.validation, self.parts.validation_subjects))
+            history = fit_run(prepared, config.model, config.hyperparameters, train_config, config.seed, self.shape,
+                              [OptunaPruning(trial)]).history
         except optuna.TrialPruned:
             trial.set_user_attr("seconds", time.perf_counter() - start)
             raise
@@ -225,7 +204,7 @@ def open_study(spec: ExperimentSpec, data: WindowSet, out: Path,
     except SQLAlchemyError as exc:
         reason = " ".join(str(exc.orig if getattr(exc, "orig", None) else exc).split())[:200]
         raise DataError(database, f"not a readable Optuna study ({reason})",
-                        "move it aside to start the search over, or choose another --out") from None
+                        "move it aside to start the search over, or choose another out folder") from None
     identity = json.loads(json.dumps({
         "spec": {k: v for k, v in spec.model_dump(mode="json").items() if k not in FREE_FIELDS},
         "data": split_record(data, spec.split)}))
@@ -233,7 +212,7 @@ def open_study(spec: ExperimentSpec, data: WindowSet, out: Path,
         study.set_user_attr("identity", identity)
     elif study.user_attrs["identity"] != identity:
         raise HarlabError(f"{out / SEARCH_DB} holds a search of another spec or other data under the name "
-                          f"{spec.name!r}; choose another --out")
+                          f"{spec.name!r}; choose another out folder")
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         # The lock says no other search runs here: this trial's process was killed. (_trial_id: storage's id.)
         storage.set_trial_user_attr(trial._trial_id, "error", "interrupted: its search was killed")
@@ -244,7 +223,7 @@ def open_study(spec: ExperimentSpec, data: WindowSet, out: Path,
 
 
 def finished_trials(study: optuna.Study) -> int:
-    """Trials that count toward --trials: completed and pruned ones (not failed or interrupted ones)."""
+    """Trials that count toward `trials`: completed and pruned ones (not failed or interrupted ones)."""
     optuna = import_optuna()
     done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     return len(study.get_trials(deepcopy=False, states=done))
@@ -302,7 +281,7 @@ def tune(spec: ExperimentSpec, data: WindowSet, out: Path, trials: int = 20, tim
         complete = [r for r in records if r.state == "complete"]
         if not complete:
             raise HarlabError(f"no trial of {spec.name} completed ({len(records)} tried, none kept to the end); "
-                              "see the lines above, widen the search or give more --trials")
+                              "see the lines above, widen the search or give more `trials`")
         best = min(complete, key=lambda r: (r.val_loss, r.number))
         best_spec_path = write_best_spec(spec, best, parts, out / BEST_SPEC)
         best_spec = load_spec(best_spec_path, {"repeats": repeats} if repeats else None)
@@ -311,7 +290,7 @@ def tune(spec: ExperimentSpec, data: WindowSet, out: Path, trials: int = 20, tim
                 ResultsStore(best_dir).spec(), best_spec.model_dump(mode="json"), FREE_FIELDS):
             raise HarlabError(f"{best_dir} holds the re-training of an earlier best configuration; delete it to "
                               f"re-train the new best (trial {best.number})")
-        store = run_experiment(best_spec, data, best_dir, on_run=lambda _, run: on_run(run))
+        store = run_experiment(best_spec, data, best_dir, callbacks=[_EachRun(on_run)])
         rows = store.rows()
         test = describe([row["accuracy"] for row in rows])
         subjects = ", ".join(map(str, parts.validation_subjects))
@@ -325,6 +304,14 @@ def tune(spec: ExperimentSpec, data: WindowSet, out: Path, trials: int = 20, tim
             "best": asdict(best), "best_spec": str(best_spec_path), "validation_subjects": parts.validation_subjects,
             "test_accuracy": asdict(test), "updated": now_iso()})
         return TuneResult(records, best, best_spec_path, parts.validation_subjects, test, summary, report)
+
+
+class _EachRun(ExperimentCallback):
+    def __init__(self, on_run: Callable[[RunResult], None]):
+        self.on_run = on_run
+
+    def on_run_end(self, run: FinishedRun) -> None:
+        self.on_run(run.result)
 
 
 def write_best_spec(spec: ExperimentSpec, best: TrialRecord, parts: SearchData, path: Path) -> Path:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import logging
 import os
 import subprocess
 import tempfile
@@ -23,21 +24,23 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import harlab
-from harlab.console import say
+from harlab.environment import package_version
 from harlab.errors import HarlabError
-from harlab.experiments.repeats import RunResult
-from harlab.experiments.spec import Configuration, ExperimentSpec
+from harlab.evaluation.runs import RunResult
+from harlab.experiments.runner import ExperimentCallback, FinishedRun
+from harlab.experiments.spec import ExperimentSpec
 from harlab.experiments.store import DATASET_FILE, ResultsStore
 from harlab.files import atomic_write_json
 from harlab.reports.plots import confusion_figure, save_figure
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 STATE_FILE = "mlflow.json"
 SCHEMES = ("http", "https", "file", "sqlite", "databricks")
-MISSING_MLFLOW = "--track needs MLflow: pip install 'harlab[track]'"
+MISSING_MLFLOW = "track=true needs MLflow: pip install 'harlab[track]'"
 PARENT_TAG, RUN_NAME_TAG = "mlflow.parentRunId", "mlflow.runName"
 HEALTH_TIMEOUT_S = 3.0
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
@@ -73,8 +76,8 @@ def check_reachable(uri: str) -> None:
         return
     except (OSError, ValueError, http.client.HTTPException) as exc:
         reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
-        raise HarlabError(f"MLflow server {uri} is unreachable ({_one_line(reason)}); start it or pass another "
-                          "--tracking-uri") from None
+        raise HarlabError(f"MLflow server {uri} is unreachable ({_one_line(reason)}); start it or set another "
+                          "tracking_uri=URI") from None
 
 
 def git_commit() -> str | None:
@@ -119,20 +122,21 @@ def _store_errors() -> tuple[type[Exception], ...]:
 
 
 def _failure(uri: str, exc: Exception) -> HarlabError:
-    fix = ("; the store's database is damaged: move it aside (a new one is made) or pass another --tracking-uri"
+    fix = ("; the store's database is damaged: move it aside (a new one is made) or set another tracking_uri=URI"
            if "DatabaseError" in type(exc).__name__ else "")
     return HarlabError(f"MLflow tracking at {uri} failed: {_one_line(exc)}{fix}")
 
 
-class ExperimentTracker:
-    """Logs one invocation of an experiment to MLflow; use as a context manager (see `open`)."""
+class ExperimentTracker(ExperimentCallback):
+    """Logs one invocation of an experiment to MLflow; use as a context manager (see `open`) and hand it to
+    `run_experiment` as a callback: every stored run becomes a child run."""
 
     def __init__(self, spec: ExperimentSpec, out: Path, uri: str, client: MlflowClient, experiment_id: str,
                  parent_id: str):
         self.spec, self.out, self.uri, self.client = spec, out, uri, client
         self.experiment_id, self.parent_id = experiment_id, parent_id
         commit = git_commit()
-        self.tags = {"harlab.version": harlab.__version__,
+        self.tags = {"harlab.version": package_version() or "unknown",
                      **({"harlab.git_commit": commit, "mlflow.source.git.commit": commit} if commit else {})}
         self.logged: set[Place] = set()
         self.failed = False
@@ -161,7 +165,7 @@ class ExperimentTracker:
             elif experiment.lifecycle_stage == "deleted":
                 raise HarlabError(f"MLflow experiment {spec.name!r} is deleted in {uri}; restore it (mlflow "
                                   f"experiments restore --experiment-id {experiment.experiment_id}) or pass "
-                                  "another --tracking-uri")
+                                  "another tracking_uri=URI")
             else:
                 experiment_id = experiment.experiment_id
             parent_id = cls._previous_parent(client, out, uri, experiment_id)
@@ -251,18 +255,18 @@ class ExperimentTracker:
                 raise
         self.ended = True
 
-    def log_run(self, configuration: Configuration, run: RunResult) -> None:
-        """Log one finished run as a child of the parent (for `run_experiment`'s `on_run`). Tracking never
-        stops training: a failure is reported in one line and `finish` logs the run again."""
+    def on_run_end(self, run: FinishedRun) -> None:
+        """Log one finished run as a child of the parent. Tracking never stops training: a failure is reported
+        in one line and `finish` logs the run again."""
         if self.failed:
             return
+        config = run.configuration.config
         try:
-            self._log(configuration.config.key(), configuration.label, configuration.config.model_dump(mode="json"),
-                      run)
+            self._log(config.key(), run.configuration.label, config.model_dump(mode="json"), run.result)
         except _store_errors() as exc:
             self.failed = True
-            say(f"MLflow tracking at {self.uri} failed ({_one_line(exc)}); training goes on, the runs are logged "
-                "when the experiment finishes")
+            logger.warning(f"MLflow tracking at {self.uri} failed ({_one_line(exc)}); training goes on, the runs "
+                           "are logged when the experiment finishes")
 
     def _log(self, key: str, label: str, config: dict[str, Any], run: RunResult) -> None:
         """One child run, unless one for the same (configuration, fold, repeat) is already under the parent."""

@@ -1,0 +1,111 @@
+"""One seeded run, trained and scored: data, fold, configuration and repeat → the trained model, its
+standardizer and its result row. Experiments (in this process or as Ray tasks), `harlab train` and bundle saving
+all train their runs here, through the one training core (harlab.training.run)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from harlab.data.splits import OWN_SPLIT, Fold
+from harlab.data.transforms import Standardizer
+from harlab.data.windowset import WindowSet
+from harlab.errors import HarlabError
+from harlab.evaluation.metrics import score
+from harlab.models.registry import count_parameters, create_model
+from harlab.training.callbacks import Callback
+from harlab.training.loop import predict
+from harlab.training.run import PreparedData, fit_run, prepare
+from harlab.training.settings import RepeatConfig
+
+
+@dataclass
+class RunResult:
+    """One finished run: its seed, test scores, per-epoch history, fit time and test-set inference speed."""
+
+    repeat: int
+    seed: int
+    accuracy: float
+    macro_f1: float
+    per_class: dict[str, dict[str, float]]
+    confusion: list[list[int]]
+    history: dict[str, list[float]]
+    best_epoch: int | None
+    validation_subjects: list[int]
+    fit_seconds: float
+    parameters: int
+    standardization: dict[str, list[float]] | None
+    fold: str = "fixed"
+    inference_windows_per_second: float | None = None
+
+
+@dataclass
+class TrainedRun:
+    """A run trained in this process: the model, the standardizer it expects its input through, the result."""
+
+    model: nn.Module
+    standardizer: Standardizer | None
+    result: RunResult
+
+
+class RunTrainer:
+    """Trains single seeded runs of any configuration on one fold of a dataset (by default its own train/test
+    split), preparing the tensors a configuration needs once (or once per run, where each run holds out its own
+    validation subjects)."""
+
+    def __init__(self, data: WindowSet, fold: Fold = OWN_SPLIT):
+        self.data, self.fold = data, fold
+        self.train, self.test = fold.apply(data)
+        if len(self.train) == 0 or len(self.test) == 0:
+            raise HarlabError(f"{data.provenance.dataset}: empty train ({len(self.train)}) or test "
+                              f"({len(self.test)}) split in fold {fold.name}")
+        self._prepared: dict[tuple[bool, tuple[str, ...]], tuple[PreparedData, torch.Tensor]] = {}
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(channels, timesteps, classes) of the models this data trains."""
+        return self.data.X.shape[2], self.data.window, len(self.data.classes)
+
+    def check(self, config: RepeatConfig) -> None:
+        """Fail now, with one line, if `config`'s model cannot be built for these windows."""
+        create_model(config.model, *self.shape, **config.hyperparameters)
+
+    def prepared(self, config: RepeatConfig, seed: int) -> tuple[PreparedData, torch.Tensor]:
+        """The run's prepared training data and its test windows as tensors."""
+        train_config = config.train_config()
+        if train_config.validation_split:
+            prepared = prepare(self.train, train_config, seed)
+            return prepared, prepared.tensor(self.test.X)
+        key = train_config.standardize, train_config.augment  # what the tensors and the augmenter depend on
+        if key not in self._prepared:
+            prepared = prepare(self.train, train_config, seed)
+            self._prepared[key] = prepared, prepared.tensor(self.test.X)
+        return self._prepared[key]
+
+    def run(self, config: RepeatConfig, repeat: int, callbacks: Sequence[Callback] = ()) -> TrainedRun:
+        """Train and score repeat `repeat` (1-based) of `config`; `callbacks` watch the fit."""
+        seed = config.run_seed(repeat)
+        prepared, X_test = self.prepared(config, seed)
+        fitted = fit_run(prepared, config.model, config.hyperparameters, config.train_config(), seed, self.shape,
+                         callbacks)
+        start = time.perf_counter()
+        predicted = predict(fitted.model, X_test)
+        windows_per_second = len(X_test) / (time.perf_counter() - start)
+        scores = score(self.test.y, predicted, self.data.classes)
+        history = fitted.history
+        result = RunResult(repeat, seed, scores.accuracy, scores.macro_f1, scores.per_class, scores.confusion,
+                           history.as_dict(), history.best_epoch, prepared.validation_subjects,
+                           history.fit_seconds, count_parameters(fitted.model),
+                           prepared.standardizer.to_dict() if prepared.standardizer else None, self.fold.name,
+                           windows_per_second)
+        return TrainedRun(fitted.model, prepared.standardizer, result)
+
+
+def train_run(data: WindowSet, config: RepeatConfig, repeat: int, fold: Fold = OWN_SPLIT,
+              callbacks: Sequence[Callback] = ()) -> TrainedRun:
+    """Train and score one run: repeat `repeat` of `config` on `fold` of `data` (by default its own split)."""
+    return RunTrainer(data, fold).run(config, repeat, callbacks)

@@ -1,0 +1,97 @@
+"""The one training core: fit one seeded run of a configuration on training windows.
+
+`prepare` holds out the run's validation subjects, fits the standardizer on what is left and makes the tensors;
+`fit_run` builds the model from its seed and fits it. Every entry point trains through `fit_run`: `harlab
+train`, experiments (in this process or as Ray tasks), `harlab tune`'s trials, bundle saving and
+`HARClassifier.fit`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from harlab.data.transforms import Standardizer
+from harlab.data.windowset import WindowSet
+from harlab.errors import HarlabError
+from harlab.models.registry import create_model
+from harlab.training.augment import Augmenter
+from harlab.training.callbacks import Callback, History
+from harlab.training.config import TrainConfig
+from harlab.training.loop import fit, to_tensor
+
+
+def holdout_subjects(train: WindowSet, fraction: float, seed: int) -> list[int]:
+    """A seeded `fraction` (at least one) of the training subjects, held out to validate on; none for 0."""
+    subjects = np.unique(train.subject)
+    if fraction == 0:
+        return []
+    if len(subjects) < 2:
+        raise HarlabError(f"validation_split={fraction}: the training split has {len(subjects)} subject(s), "
+                          "at least 2 are needed; set validation_split=0")
+    count = min(max(1, round(fraction * len(subjects))), len(subjects) - 1)
+    return sorted(np.random.default_rng(seed).choice(subjects, count, replace=False).tolist())
+
+
+def hold_out_validation(train: WindowSet, fraction: float, seed: int) -> tuple[WindowSet, WindowSet, list[int]]:
+    """(windows to fit on, validation windows, validation subjects): `holdout_subjects` applied to `train`."""
+    held_out = holdout_subjects(train, fraction, seed)
+    is_validation = np.isin(train.subject, held_out)
+    return train.select(~is_validation), train.select(is_validation), held_out
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """One run's tensors: training windows (validation subjects removed), the validation pair, the standardizer
+    fitted on the training windows and the augmenter."""
+
+    X_fit: torch.Tensor
+    y_fit: torch.Tensor
+    validation: tuple[torch.Tensor, torch.Tensor] | None
+    validation_subjects: list[int]
+    standardizer: Standardizer | None
+    augment: Augmenter | None
+    fit_windows: WindowSet
+
+    def tensor(self, X: np.ndarray) -> torch.Tensor:
+        """Other windows [n, time, channels] as the model sees them (standardized like the training windows)."""
+        return to_tensor(X, self.standardizer)
+
+
+def prepare(train: WindowSet, config: TrainConfig, seed: int,
+            validation: tuple[WindowSet, list[int]] | None = None) -> PreparedData:
+    """Hold out the config's validation subjects (seeded; or the given `validation` windows and subjects), fit
+    the standardizer on what is left and convert everything to tensors."""
+    if validation is None:
+        fit_part, held, held_out = hold_out_validation(train, config.validation_split, seed)
+    else:
+        fit_part, (held, held_out) = train, validation
+    standardizer = Standardizer.fit(fit_part) if config.standardize else None
+    augment = Augmenter.fit(config.augment, fit_part, standardizer)
+    return PreparedData(to_tensor(fit_part.X, standardizer), torch.from_numpy(fit_part.y),
+                        (to_tensor(held.X, standardizer), torch.from_numpy(held.y)) if held_out else None,
+                        held_out, standardizer, augment, fit_part)
+
+
+@dataclass
+class FittedRun:
+    """A trained model with its standardizer, history and the data it was fitted on."""
+
+    model: nn.Module
+    history: History
+    prepared: PreparedData
+
+
+def fit_run(prepared: PreparedData, model_name: str, hyperparameters: dict[str, object], config: TrainConfig,
+            seed: int, shape: tuple[int, int, int], callbacks: Sequence[Callback] = ()) -> FittedRun:
+    """Build `model_name` for `shape` (channels, timesteps, classes) with the run's seed and fit it on
+    `prepared`; the seed fixes the weights, the shuffling, the dropout and the augmentation on a CPU."""
+    torch.manual_seed(seed)
+    model = create_model(model_name, *shape, **hyperparameters)
+    history = fit(model, prepared.X_fit, prepared.y_fit, config, seed, validation=prepared.validation,
+                  augment=prepared.augment, callbacks=callbacks)
+    return FittedRun(model, history, prepared)
