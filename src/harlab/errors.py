@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 
 class HarlabError(Exception):
@@ -21,3 +22,8 @@ class DataError(HarlabError):
         self.path = Path(path)
         self.problem = problem
         self.line = line
+
+
+def field_problems(exc: Any) -> str:
+    """A pydantic ValidationError as one line: `field=value: what is wrong` per problem, joined by `; `."""
+    return "; ".join(f"{'.'.join(map(str, e['loc']))}={e['input']!r}: {e['msg']}" for e in exc.errors())

@@ -23,7 +23,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from harlab.data.windowset import Provenance, WindowSet
 from harlab.deploy.bundle import load_bundle, preprocessing_of, save_bundle
-from harlab.errors import HarlabError
+from harlab.errors import HarlabError, field_problems
 from harlab.models.registry import validate_hyperparameters
 from harlab.training.config import SETTING_NAMES, TrainOverrides
 from harlab.training.loop import to_tensor
@@ -56,7 +56,7 @@ class HARClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             return RepeatConfig(model=self.model, hyperparameters=self.hyperparameters or {}, repeats=1,
                                 **{k: v for k, v in settings.items() if v is not None})
         except pydantic.ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}={e['input']!r}: {e['msg']}" for e in exc.errors())
+            problems = field_problems(exc)
             raise HarlabError(f"HARClassifier: {problems}") from None
 
     def fit(self, X: WindowSet | np.ndarray, y: np.ndarray | None = None, *, subjects: np.ndarray | None = None,

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from sklearn.model_selection import GroupKFold
 
 from harlab.data.windowset import WindowSet
-from harlab.errors import HarlabError
+from harlab.errors import HarlabError, field_problems
 
 SplitKind = Literal["fixed", "holdout", "kfold", "loso"]
 
@@ -47,7 +47,7 @@ class SplitSpec(BaseModel):
         try:
             return cls(kind=kind, folds=folds, test_fraction=test_fraction, seed=seed)  # type: ignore[arg-type]
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}={e['input']!r}: {e['msg']}" for e in exc.errors())
+            problems = field_problems(exc)
             raise HarlabError(f"split: {problems}") from None
 
 

@@ -18,7 +18,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-from harlab.errors import HarlabError
+from harlab.errors import HarlabError, field_problems
 from harlab.limits import PARAMETERS
 from harlab.models.layers import ShapeError
 
@@ -106,7 +106,7 @@ def validate_hyperparameters(name: str, hyperparameters: dict[str, Any]) -> dict
     try:
         return entry.schema(**hyperparameters).model_dump(mode="json")
     except pydantic.ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}={e['input']!r}: {e['msg']}" for e in exc.errors())
+        problems = field_problems(exc)
         raise HarlabError(f"model {name!r}: {problems}") from None
 
 
