@@ -28,10 +28,13 @@ MACHINE_CACHE = Path(os.environ.get("HARLAB_TEST_CACHE") or cache_dir())
 
 @pytest.fixture(autouse=True)
 def isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test gets its own empty cache folder and no ambient data folder."""
+    """Each test gets its own empty cache folder and no ambient data folder; experiments train their runs in the
+    test's process (HARLAB_WORKERS=1: worker processes cost seconds to start, and tests train seconds-long runs;
+    tests/test_devices.py covers the worker processes)."""
     cache = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("HARLAB_CACHE", str(cache))
     monkeypatch.delenv("HARLAB_DATA_DIR", raising=False)
+    monkeypatch.setenv("HARLAB_WORKERS", "1")
     return cache
 
 

@@ -41,6 +41,7 @@ from harlab.reports.analysis import ExperimentResult, analyze
 from harlab.reports.html import experiment_report
 from harlab.reports.plots import channel_histograms, save_figure
 from harlab.training.callbacks import Callback
+from harlab.training.device import resolve_device, torch_threads
 
 logger = logging.getLogger(__name__)
 CHANNELS_FIGURE = "channels.png"
@@ -124,10 +125,11 @@ class Results:
         chosen = _choose(self.directory, {c.label: c for c in spec.configurations()}, configuration, "configuration")
         config = chosen.config
         place = _choose(self.directory, {f.name: f for f in folds(data, config.split)}, fold, "fold")
-        trained = train_run(data, config, repeat, place)
+        row = {run_place(r): r for r in self.store.rows()}.get((config.key(), place.name, repeat), {})
+        with torch_threads(row.get("threads")):  # the recorded run's threads and device give its numbers again
+            trained = train_run(data, config, repeat, place, device=_device_like(row.get("device")))
         save_run_bundle(Path(to), trained.model, config, data, trained.standardizer, trained.result)
-        recorded = {run_place(r): r["accuracy"] for r in self.store.rows()}.get((config.key(), place.name, repeat))
-        return SavedRun(Path(to), chosen.label, place.name, trained.result.accuracy, recorded)
+        return SavedRun(Path(to), chosen.label, place.name, trained.result.accuracy, row.get("accuracy"))
 
     def report(self, path: str | Path | None = None) -> Path:
         """Write the HTML report (default DIR/report.html, figures in DIR/figures/) and return its path."""
@@ -155,6 +157,14 @@ class SavedRun:
         return None if self.recorded is None else abs(self.recorded - self.accuracy) < 1e-9
 
 
+def _device_like(recorded: str | None) -> str | None:
+    """The device a run was recorded on when this machine has it, else None (auto)."""
+    try:
+        return str(resolve_device(recorded)) if recorded else None
+    except HarlabError:
+        return None
+
+
 def _choose(directory: Path, choices: dict[str, Any], name: str | None, what: str) -> Any:
     if name is None and (what == "fold" or len(choices) == 1):
         name = next(iter(choices))
@@ -166,6 +176,8 @@ def _choose(directory: Path, choices: dict[str, Any], name: str | None, what: st
 class BundleSaver(ExperimentCallback):
     """Saves run `repeat` (chosen before training, never by its test score) as a bundle in `to` when it is trained
     in this process; `saved` says whether it was (a run finished in an earlier invocation left no weights)."""
+
+    needs_models = True
 
     def __init__(self, to: Path, repeat: int, data: WindowSet):
         self.to, self.repeat, self.data = to, repeat, data
@@ -191,10 +203,12 @@ class ChannelsFigure(ExperimentCallback):
                         self.out / "channels.svg")
 
 
-def _spec(spec: ExperimentSpec | dict[str, Any] | str | Path, repeats: int | None) -> ExperimentSpec:
-    overrides = {"repeats": repeats} if repeats else None
+def _spec(spec: ExperimentSpec | dict[str, Any] | str | Path, repeats: int | None, **execution: Any
+          ) -> ExperimentSpec:
+    """The spec given, with `repeats` and the `execution` settings (device, workers) that are not None."""
+    overrides = {k: v for k, v in {"repeats": repeats, **execution}.items() if v is not None} or None
     if isinstance(spec, ExperimentSpec):
-        return spec if overrides is None else spec.model_copy(update=overrides)
+        return spec if overrides is None else parse_spec({**spec.model_dump(mode="json"), **overrides}, "spec")
     if isinstance(spec, dict):
         return parse_spec(spec, "spec", overrides)
     return load_spec(Path(spec), overrides)
@@ -202,22 +216,26 @@ def _spec(spec: ExperimentSpec | dict[str, Any] | str | Path, repeats: int | Non
 
 def run_experiment(spec: ExperimentSpec | dict[str, Any] | str | Path, out: str | Path | None = None, *,
                    data: WindowSet | None = None, data_dir: str | Path | None = None, repeats: int | None = None,
-                   backend: str | Backend = "local", address: str | None = None,
-                   callbacks: Sequence[Callback] = (), track: bool = False, tracking_uri: str | None = None,
-                   shared: Sequence[str | Path] = ()) -> Results:
+                   backend: str | Backend = "local", address: str | None = None, device: str | None = None,
+                   workers: int | None = None, callbacks: Sequence[Callback] = (), track: bool = False,
+                   tracking_uri: str | None = None, shared: Sequence[str | Path] = ()) -> Results:
     """Train every configuration × fold × repeat of `spec` (a spec file, a dict of its keys or an ExperimentSpec)
     that `out` (default results/<name>) does not hold yet, and return its Results. Interrupted, it keeps every
     finished run; called again, it trains only what is missing.
 
-    `data` defaults to the spec's dataset (from `data_dir`); `backend` is local (this process) or ray (with
-    `address`, a cluster's); `callbacks` follow the fits and the experiment; `track` logs every run to MLflow
-    (`tracking_uri`, default OUT/mlflow.db); `shared` names results folders of other experiments on the same
-    data whose identical runs are copied instead of trained again.
+    `data` defaults to the spec's dataset (from `data_dir`); `backend` is local (this machine: on a CPU several
+    runs at once in `workers` processes, one per core unless told) or ray (with `address`, a cluster's);
+    `device` (auto, cpu, cuda, cuda:N, mps) and `workers` override the spec's; `callbacks` follow the fits and
+    the experiment; `track` logs every run to MLflow (`tracking_uri`, default OUT/mlflow.db); `shared` names
+    results folders of other experiments on the same data whose identical runs are copied instead of trained
+    again.
     """
-    experiment = _spec(spec, repeats)
+    experiment = _spec(spec, repeats, device=device, workers=workers)
     if tracking_uri and not track:
         raise HarlabError("`tracking_uri` needs track=true")
-    runner = make_backend(backend, address) if isinstance(backend, str) else backend
+    runner = make_backend(backend, address, experiment.device) if isinstance(backend, str) else backend
+    if runner is None:
+        resolve_device(experiment.device)  # a missing GPU is one line now, not after loading the data
     data = data if data is not None else load_tutorial_dataset(experiment.dataset, data_dir,
                                                                **experiment.dataset_options)
     out = Path(out) if out is not None else Path("results") / experiment.name
@@ -240,17 +258,19 @@ def train(model: str = "cnn", *, dataset: str | None = None, data: WindowSet | N
           data_dir: str | Path | None = None, dataset_options: dict[str, Any] | None = None, repeats: int = 10,
           seed: int = 0, hyperparameters: dict[str, Any] | None = None, split: str = "fixed", folds: int = 5,
           test_fraction: float = 0.3, early_stopping: int | None = None, out: str | Path | None = None,
-          callbacks: Sequence[Callback] = (), track: bool = False, tracking_uri: str | None = None,
-          save: str | Path | None = None, save_repeat: int = 1, **settings: Any) -> Results:
+          device: str | None = None, workers: int | None = None, callbacks: Sequence[Callback] = (),
+          track: bool = False, tracking_uri: str | None = None, save: str | Path | None = None, save_repeat: int = 1,
+          **settings: Any) -> Results:
     """Train one configuration `repeats` times with seeds seed, seed + 1, … (on every fold of `split`) and
     return its Results: a one-configuration experiment (see `training_spec`), in the same resumable results
     folder as `run_experiment` (default results/train-MODEL-DATASET-TIME). `settings` are TrainConfig's (epochs,
     batch_size, standardize, …; None or absent: the model's). `early_stopping` is a patience on the validation
-    loss, holding out 20 % of the training subjects unless `validation_split` says otherwise. With `save`, run
+    loss, holding out 20 % of the training subjects unless `validation_split` says otherwise. `device` (auto,
+    cpu, cuda, cuda:N, mps) and `workers` (runs at once on a CPU) say where it trains. With `save`, run
     `save_repeat` (chosen before training) is written there as a bundle when it is trained by this call."""
     spec = training_spec(model, dataset=dataset, dataset_options=dataset_options, repeats=repeats, seed=seed,
                          hyperparameters=hyperparameters, split=split, folds=folds, test_fraction=test_fraction,
-                         early_stopping=early_stopping, **settings)
+                         early_stopping=early_stopping, device=device, workers=workers, **settings)
     data = data if data is not None else load_tutorial_dataset(dataset, data_dir, **(dataset_options or {}))
     return run_training(spec, data, out, callbacks=callbacks, track=track, tracking_uri=tracking_uri, save=save,
                         save_repeat=save_repeat)

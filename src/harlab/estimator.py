@@ -26,7 +26,8 @@ from harlab.deploy.bundle import load_bundle, preprocessing_of, save_bundle
 from harlab.errors import HarlabError, field_problems
 from harlab.models.registry import validate_hyperparameters
 from harlab.training.config import SETTING_NAMES, TrainOverrides
-from harlab.training.loop import to_tensor
+from harlab.training.device import resolve_device
+from harlab.training.loop import logits_of, to_tensor
 from harlab.training.run import fit_run, prepare
 from harlab.training.settings import MAX_SEED, RepeatConfig
 
@@ -35,10 +36,12 @@ class HARClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     """A registered model (`model`, see `harlab.list_models()`) as a scikit-learn classifier.
 
     Every training setting (epochs, batch_size, learning_rate, validation_split, patience, schedule,
-    weight_decay, label_smoothing, augment, standardize) defaults to None, meaning the model's own (its
+    weight_decay, label_smoothing, augment, standardize, precision) defaults to None, meaning the model's own (its
     tutorial's, or the modern recipe); `hyperparameters` are the model's (e.g. {"filters": 128}); an integer
     `random_state` is the run's seed (the same numbers as `harlab train --seed` on the same windows), None draws
-    one from NumPy's global generator. `callbacks` watch the fit (harlab.training.callbacks).
+    one from NumPy's global generator. `device` is where it trains and predicts (auto, cpu, cuda, cuda:N, mps;
+    None: auto); `precision` fp32, bf16 or fp16 (see harlab.training.device). `callbacks` watch the fit
+    (harlab.training.callbacks).
     """
 
     def __init__(self, model: str = "cnn", **params: Any):
@@ -70,7 +73,8 @@ class HARClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         seed = self._seed()
         prepared = prepare(data, train_config, seed)
         fitted = fit_run(prepared, config.model, config.hyperparameters, train_config, seed,
-                         (data.X.shape[2], data.window, len(data.classes)), self.callbacks or ())
+                         (data.X.shape[2], data.window, len(data.classes)), self.callbacks or (),
+                         resolve_device(self.device))
         self.model_, self.standardizer_, self.history_ = fitted.model.eval(), prepared.standardizer, fitted.history
         self.config_, self.seed_, self.validation_subjects_ = config, seed, prepared.validation_subjects
         self.channels_, self.window_, self.step_ = data.channels, data.window, data.step
@@ -120,9 +124,7 @@ class HARClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     @torch.no_grad()
     def predict_proba(self, X: WindowSet | np.ndarray) -> np.ndarray:
         """Class probabilities [n, classes] in the order of `classes_`."""
-        inputs = self._inputs(X)
-        self.model_.eval()
-        return torch.cat([self.model_(inputs[i:i + 1024]).softmax(-1) for i in range(0, len(inputs), 1024)]).numpy()
+        return logits_of(self.model_, self._inputs(X)).softmax(-1).cpu().numpy()
 
     def predict(self, X: WindowSet | np.ndarray) -> np.ndarray:
         """The most probable class of every window."""
@@ -170,9 +172,9 @@ class HARClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         return clf
 
 
-_PARAMETERS = (*TrainOverrides.model_fields, "hyperparameters", "random_state", "callbacks")
+_PARAMETERS = (*TrainOverrides.model_fields, "hyperparameters", "random_state", "device", "callbacks")
 _DEFAULTS: dict[str, Any] = {**{name: f.default for name, f in TrainOverrides.model_fields.items()},
-                             "hyperparameters": None, "random_state": None, "callbacks": None}
+                             "hyperparameters": None, "random_state": None, "device": None, "callbacks": None}
 # scikit-learn reads an estimator's parameters from its __init__ signature: declare them from TrainConfig's fields.
 HARClassifier.__init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
     [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),

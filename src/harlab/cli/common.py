@@ -53,6 +53,10 @@ Window = Annotated[int | None, typer.Option(help="hapt, wisdm: window length in 
 Step = Annotated[int | None, typer.Option(help="hapt, wisdm: step between windows in samples (default 64, 40).")]
 Transitions = Annotated[bool, typer.Option("--transitions", help="hapt: 12 classes, postural transitions too.")]
 Threads = Annotated[int | None, typer.Option(min=1, help="torch CPU threads (default: all cores).")]
+Device = Annotated[str | None, typer.Option(help="Where to train: auto (a CUDA GPU, else Apple MPS, else the CPU), "
+                                            "cpu, cuda, cuda:N or mps (default: the spec's, else auto).")]
+Workers = Annotated[int | None, typer.Option(min=1, help="On a CPU: runs trained at once, each in its own process "
+                                             "(default: one per core; 1: one at a time in this process).")]
 PROGRESS_COLUMNS = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TimeElapsedColumn(), TimeRemainingColumn())
 

@@ -7,7 +7,16 @@ from typing import Annotated, Any
 
 import typer
 
-from harlab.cli.common import DataDir, Threads, experiment_app, interruptible, progress_bar, set_threads
+from harlab.cli.common import (
+    DataDir,
+    Device,
+    Threads,
+    Workers,
+    experiment_app,
+    interruptible,
+    progress_bar,
+    set_threads,
+)
 from harlab.console import say
 
 
@@ -47,7 +56,9 @@ def experiment_run(
     repeats: Annotated[int | None, typer.Option(min=1, help="Override the spec's repeats.")] = None,
     data_dir: DataDir = None,
     threads: Threads = None,
-    backend: Annotated[str, typer.Option(help="Where runs train: local (this process) or ray (Ray tasks, "
+    device: Device = None,
+    workers: Workers = None,
+    backend: Annotated[str, typer.Option(help="Where runs train: local (this machine) or ray (Ray tasks, "
                                          "one CPU each; pip install 'harlab[distributed]').")] = "local",
     address: Annotated[str | None, typer.Option(help="--backend ray: the Ray cluster's address (auto, HOST:6379, "
                                                 "ray://HOST:10001; default: start Ray on this machine).")] = None,
@@ -61,8 +72,9 @@ def experiment_run(
     from harlab.integrations.ray import make_backend
 
     set_threads(threads)
-    runner = make_backend(backend, address)
-    experiment = load_spec(spec, {"repeats": repeats} if repeats else None)
+    experiment = load_spec(spec, {k: v for k, v in {"repeats": repeats, "device": device, "workers": workers}.items()
+                                  if v is not None} or None)
+    runner = make_backend(backend, address, experiment.device)
     out = out or Path("results") / experiment.name
     print_report(run_with_progress(experiment, out, data_dir=data_dir, backend=runner, track=track,
                                    tracking_uri=tracking_uri))

@@ -63,6 +63,9 @@ FLAGS: dict[str, str] = {
     "folds": "--folds",
     "test_fraction": "--test-fraction",
     "threads": "--threads",
+    "device": "--device",
+    "workers": "--workers",
+    "precision": "--precision",
     # outputs and exports
     "out": "--out",
     "save": "--save",

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from harlab.cli.common import DataDir, Threads, app, set_threads
+from harlab.cli.common import DataDir, Device, Threads, Workers, app, set_threads
 from harlab.cli.experiment import run_with_progress
 from harlab.console import say
 
@@ -24,21 +24,26 @@ def reproduce(
                                              "results/reproduce-quick); rerun to resume.")] = None,
     data_dir: DataDir = None,
     threads: Threads = None,
+    device: Device = None,
+    workers: Workers = None,
 ) -> None:
     """The tutorials' eight experiments (180 models) and one HTML report beside the tutorials' figures."""
     from harlab import api
     from harlab.experiments.reproduce import tutorial_specs
     from harlab.reports.analysis import summary_lines
     from harlab.reports.html import reproduce_report
+    from harlab.training.device import resolve_device
 
     set_threads(threads)
     start = time.perf_counter()
     specs = tutorial_specs(quick, only)
+    resolve_device(device)  # a missing GPU is one line now, not after loading the data
     data = api.load_dataset(None, data_dir)
     out = out or Path("results") / ("reproduce-quick" if quick else "reproduce")
     for i, spec in enumerate(specs):
         say(f"{spec.name}: {spec.description}")
-        run_with_progress(spec, out / spec.name, data=data, shared=[out / s.name for s in specs[:i]])
+        run_with_progress(spec, out / spec.name, data=data, shared=[out / s.name for s in specs[:i]], device=device,
+                          workers=workers)
     results = [api.Results(out / spec.name).analysis() for spec in specs]
     for result in results:
         print(f"{result.name}:")

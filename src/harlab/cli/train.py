@@ -9,11 +9,13 @@ import typer
 
 from harlab.cli.common import (
     DataDir,
+    Device,
     Param,
     Step,
     Threads,
     Transitions,
     Window,
+    Workers,
     app,
     dataset_options,
     interruptible,
@@ -69,6 +71,10 @@ def train(
     data_dir: DataDir = None,
     window: Window = None, step: Step = None, transitions: Transitions = False,
     threads: Threads = None,
+    device: Device = None,
+    workers: Workers = None,
+    precision: Annotated[str | None, typer.Option(help="fp32, bf16 (autocast, where the CPU or GPU computes bf16 "
+                                                  "natively) or fp16 (CUDA GPUs) (default: the model's).")] = None,
 ) -> None:
     """Train a model `repeats` times with different seeds and report test accuracy as mean ± std."""
     from harlab import api
@@ -78,10 +84,12 @@ def train(
     settings: dict[str, Any] = {
         "standardize": standardize, "epochs": epochs, "batch_size": batch_size, "validation_split": validation_split,
         "patience": patience, "schedule": schedule, "weight_decay": weight_decay, "label_smoothing": label_smoothing,
-        "augment": None if augment is None else [a for a in augment.split(",") if a not in ("", "none")]}
+        "augment": None if augment is None else [a for a in augment.split(",") if a not in ("", "none")],
+        "precision": precision}
     spec = api.training_spec(model, dataset=dataset, repeats=repeats, seed=seed,
                                     hyperparameters=parse_params(param), split=cv, folds=folds,
-                                    test_fraction=test_fraction, early_stopping=early_stopping, **settings)
+                                    test_fraction=test_fraction, early_stopping=early_stopping, device=device,
+                                    workers=workers, **settings)
     data = api.load_dataset(dataset, data_dir, **dataset_options(window, step, transitions))
     config = spec.configurations()[0].config.train_config()
     say(f"{model} on {data.provenance.dataset} ({len(data)} windows), {repeats} runs × {config.epochs} epochs, "

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from harlab.cli.common import DataDir, Threads, app, interruptible, progress_bar, set_threads
+from harlab.cli.common import DataDir, Device, Threads, app, interruptible, progress_bar, set_threads
 from harlab.console import say
 
 
@@ -24,6 +24,7 @@ def tune_command(
                                                 "repeats).")] = None,
     data_dir: DataDir = None,
     threads: Threads = None,
+    device: Device = None,
 ) -> None:
     """Search a spec's hyperparameters with Optuna on validation subjects, then train the best configuration
     again and measure its test accuracy once."""
@@ -33,7 +34,7 @@ def tune_command(
 
     import_optuna()
     set_threads(threads)
-    experiment = load_spec(spec)
+    experiment = load_spec(spec, {"device": device} if device else None)
     out = out or Path("results") / f"{experiment.name}-tune"
     with progress_bar(f"{experiment.name} (trials)", trials) as (progress, task), interruptible(
             progress, f"finished trials and runs are kept in {out}; run the same command again to finish"):

@@ -149,6 +149,11 @@ class Bundle:
         return to_tensor(X, self.standardizer)
 
 
+def cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's weights as contiguous CPU tensors, whatever device it trained on (what a bundle stores)."""
+    return {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+
+
 def save_bundle(directory: Path, model: nn.Module, *, model_name: str, hyperparameters: dict[str, Any],
                 channels: list[str], window: int, step: int, sampling_rate: float, classes: list[str],
                 standardizer: Standardizer | None, metrics: dict[str, Any], provenance: dict[str, Any],
@@ -157,7 +162,7 @@ def save_bundle(directory: Path, model: nn.Module, *, model_name: str, hyperpara
     raw recordings become the model's channels (see `preprocessing_of`)."""
     with atomic_directory(directory, "bundle") as tmp:
         weights = tmp / WEIGHTS
-        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, str(weights))
+        save_file(cpu_state_dict(model), str(weights))
         weights.chmod(0o666 & ~umask())
         manifest = {
             "format": FORMAT, "model": model_name, "hyperparameters": hyperparameters, "channels": list(channels),
@@ -195,7 +200,7 @@ def load_bundle(directory: Path) -> Bundle:
             raise DataError(weights, f"tensors do not fit model {manifest['model']!r}: "
                             f"{', '.join(map(str, problems[:3]))}", "the manifest and weights come from different "
                             "models; save the bundle again")
-        state = load_file(str(weights))
+        state = load_file(str(weights), device="cpu")  # wherever it was trained, a bundle loads on the CPU
     except (SafetensorError, OSError) as exc:
         raise DataError(weights, f"unreadable weights ({exc})", "save the bundle again") from None
     model = _model_of(manifest, manifest_path)

@@ -18,6 +18,7 @@ from harlab.errors import HarlabError
 from harlab.evaluation.metrics import score
 from harlab.models.registry import count_parameters, create_model
 from harlab.training.callbacks import Callback
+from harlab.training.device import resolve_device
 from harlab.training.loop import predict
 from harlab.training.run import PreparedData, fit_run, prepare
 from harlab.training.settings import RepeatConfig
@@ -41,6 +42,9 @@ class RunResult:
     standardization: dict[str, list[float]] | None
     fold: str = "fixed"
     inference_windows_per_second: float | None = None
+    device: str = "cpu"
+    precision: str = "fp32"
+    threads: int | None = None  # torch's CPU threads: a CPU run's numbers depend on them
 
 
 @dataclass
@@ -55,10 +59,11 @@ class TrainedRun:
 class RunTrainer:
     """Trains single seeded runs of any configuration on one fold of a dataset (by default its own train/test
     split), preparing the tensors a configuration needs once (or once per run, where each run holds out its own
-    validation subjects)."""
+    validation subjects), on `device` (auto, cpu, cuda, cuda:N or mps; None: auto)."""
 
-    def __init__(self, data: WindowSet, fold: Fold = OWN_SPLIT):
+    def __init__(self, data: WindowSet, fold: Fold = OWN_SPLIT, device: torch.device | str | None = None):
         self.data, self.fold = data, fold
+        self.device = resolve_device(device)
         self.train, self.test = fold.apply(data)
         if len(self.train) == 0 or len(self.test) == 0:
             raise HarlabError(f"{data.provenance.dataset}: empty train ({len(self.train)}) or test "
@@ -91,7 +96,7 @@ class RunTrainer:
         seed = config.run_seed(repeat)
         prepared, X_test = self.prepared(config, seed)
         fitted = fit_run(prepared, config.model, config.hyperparameters, config.train_config(), seed, self.shape,
-                         callbacks)
+                         callbacks, self.device)
         start = time.perf_counter()
         predicted = predict(fitted.model, X_test)
         windows_per_second = len(X_test) / (time.perf_counter() - start)
@@ -101,11 +106,12 @@ class RunTrainer:
                            history.as_dict(), history.best_epoch, prepared.validation_subjects,
                            history.fit_seconds, count_parameters(fitted.model),
                            prepared.standardizer.to_dict() if prepared.standardizer else None, self.fold.name,
-                           windows_per_second)
+                           windows_per_second, history.device, history.precision, torch.get_num_threads())
         return TrainedRun(fitted.model, prepared.standardizer, result)
 
 
 def train_run(data: WindowSet, config: RepeatConfig, repeat: int, fold: Fold = OWN_SPLIT,
-              callbacks: Sequence[Callback] = ()) -> TrainedRun:
-    """Train and score one run: repeat `repeat` of `config` on `fold` of `data` (by default its own split)."""
-    return RunTrainer(data, fold).run(config, repeat, callbacks)
+              callbacks: Sequence[Callback] = (), device: torch.device | str | None = None) -> TrainedRun:
+    """Train and score one run: repeat `repeat` of `config` on `fold` of `data` (by default its own split), on
+    `device` (None: auto)."""
+    return RunTrainer(data, fold, device).run(config, repeat, callbacks)

@@ -11,7 +11,7 @@ from harlab.data.splits import folds, split_record
 from harlab.data.windowset import WindowSet
 from harlab.environment import describe_environment, now_iso
 from harlab.evaluation.runs import RunResult, RunTrainer, TrainedRun
-from harlab.experiments.backends import Backend, LocalBackend
+from harlab.experiments.backends import Backend, choose_backend
 from harlab.experiments.spec import Configuration, ExperimentSpec
 from harlab.experiments.store import ResultsStore, run_place, writing
 from harlab.training.callbacks import Callback
@@ -40,7 +40,10 @@ class FinishedRun:
 
 class ExperimentCallback(Callback):
     """A callback that also follows a whole experiment: `on_experiment_start` once with what is planned and
-    already done, `on_run_end` after every run stored (its fit hooks run only for runs trained in this process)."""
+    already done, `on_run_end` after every run stored (its fit hooks run only for runs trained in this process).
+    One that sets `needs_models` keeps the runs in this process, where `FinishedRun.trained` holds the model."""
+
+    needs_models = False
 
     def on_experiment_start(self, progress: Progress) -> None:
         """Before the first run, with the plan."""
@@ -55,10 +58,11 @@ def run_experiment(spec: ExperimentSpec, data: WindowSet, out: Path, shared: Seq
 
     A run that one of the `shared` stores (other experiments on the same data) already holds — same
     configuration, same seed, hence the same result — is copied from it instead of trained again, marked
-    with the experiment it came from. The runs left to train go to `backend` (default: `LocalBackend`, in this
-    process, in plan order), after the copied ones; each row is appended here as its run finishes. The folder is
-    locked while this runs: a second process on the same `out` is refused in one line. `callbacks` follow the
-    fits and, for ExperimentCallbacks, the whole experiment (progress display, tracking).
+    with the experiment it came from. The runs left to train go to `backend` (default: `choose_backend`'s, on
+    the spec's device: on a CPU several at once in worker processes, else in this process), after the copied
+    ones; each row is appended here as its run finishes. The folder is locked while this runs: a second process
+    on the same `out` is refused in one line. `callbacks` follow the fits and, for ExperimentCallbacks, the
+    whole experiment (progress display, tracking).
     """
     configurations = spec.configurations()
     fold_lists = {c.label: folds(data, c.config.split) for c in configurations}
@@ -96,7 +100,9 @@ def run_experiment(spec: ExperimentSpec, data: WindowSet, out: Path, shared: Seq
                 continue
             row = {**elsewhere[key, fold.name, repeat], "label": configuration.label, "swept": configuration.swept}
             stored(configuration, row, RunResult(**{k: row[k] for k in RunResult.__dataclass_fields__ if k in row}))
-        for (configuration, _, _), outcome in (backend or LocalBackend()).train(data, missing, callbacks):
+        in_process = any(getattr(c, "needs_models", False) for c in callbacks)
+        trainer = backend or choose_backend(spec.device, spec.workers, len(missing), in_process)
+        for (configuration, _, _), outcome in trainer.train(data, missing, callbacks):
             trained = outcome if isinstance(outcome, TrainedRun) else None
             run = outcome.result if isinstance(outcome, TrainedRun) else outcome
             stored(configuration, {"key": configuration.config.key(), "label": configuration.label,

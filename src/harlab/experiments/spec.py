@@ -21,6 +21,7 @@ from harlab.data.text import read_text_file
 from harlab.errors import DataError, HarlabError
 from harlab.limits import RUNS, load_yaml
 from harlab.models.registry import ModelEntry, get_entry, validate_hyperparameters
+from harlab.training.device import resolve_device
 from harlab.training.settings import MAX_SEED, RepeatConfig, RunSettings, defaults_of
 
 # Settings of a run besides the model's hyperparameters; any of them can be fixed or swept.
@@ -120,12 +121,15 @@ class ExperimentSpec(RunSettings):
     seed: int = Field(default=0, ge=0, le=MAX_SEED)
     tutorial: TutorialReference = Field(default_factory=TutorialReference)
     search: dict[str, SearchDimension] = Field(default_factory=dict)
+    device: str | None = Field(default=None, description="Where runs train: auto (None), cpu, cuda, cuda:N or mps.")
+    workers: int | None = Field(default=None, ge=1, description="Runs trained at once on a CPU; None: chosen.")
 
     @model_serializer(mode="wrap")
     def _omit_empty_search(self, handler: Any) -> dict[str, Any]:
-        """No search space or variants, no such key: specs and records made before they existed still match."""
+        """No search space, variants, device or workers, no such key: specs and records made before they existed
+        still match."""
         data = super()._omit_default_split(handler)
-        for key in ("search", "variants"):
+        for key in ("search", "variants", "device", "workers"):
             if not data.get(key):
                 data.pop(key, None)
         return data
@@ -266,12 +270,13 @@ def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> Experiment
 def training_spec(model: str = "cnn", *, dataset: str | None = None, dataset_options: dict[str, Any] | None = None,
                   repeats: int = 10, seed: int = 0, hyperparameters: dict[str, Any] | None = None,
                   split: str = "fixed", folds: int = 5, test_fraction: float = 0.3, early_stopping: int | None = None,
-                  **settings: Any) -> ExperimentSpec:
+                  device: str | None = None, workers: int | None = None, **settings: Any) -> ExperimentSpec:
     """The one-configuration experiment of `harlab train` (and `harlab.train`): `settings` are TrainConfig's
     (None: the model's); `early_stopping` is a patience that also holds out 20 % of the training subjects to
-    validate on, unless `validation_split` or the model's own defaults say otherwise. A bad setting is one line
-    naming it."""
+    validate on, unless `validation_split` or the model's own defaults say otherwise; `device` and `workers`
+    say where the runs train. A bad setting is one line naming it."""
     RUNS.check(repeats, f"repeats={repeats}", "train fewer repeats")
+    resolve_device(device)  # a missing GPU is one line now, not after loading the data
     if split not in get_args(SplitKind):
         raise HarlabError(f"split={split}: choose one of {', '.join(get_args(SplitKind))}")
     if early_stopping is not None:
@@ -281,7 +286,7 @@ def training_spec(model: str = "cnn", *, dataset: str | None = None, dataset_opt
     try:
         spec = ExperimentSpec(
             name=f"train-{model}", model=model, dataset=dataset, dataset_options=dataset_options or {},
-            hyperparameters=hyperparameters or {}, repeats=repeats, seed=seed,
+            hyperparameters=hyperparameters or {}, repeats=repeats, seed=seed, device=device, workers=workers,
             split=SplitSpec(kind=split) if split == "fixed" else SplitSpec(  # type: ignore[arg-type]
                 kind=split, folds=folds, test_fraction=test_fraction, seed=seed),  # type: ignore[arg-type]
             **{k: v for k, v in settings.items() if v is not None})

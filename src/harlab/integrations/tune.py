@@ -34,6 +34,7 @@ from harlab.experiments.store import SPEC_FILE, ResultsStore, same_configuration
 from harlab.files import atomic_write_bytes, atomic_write_json
 from harlab.reports.html import HtmlReport, add_environment
 from harlab.training.callbacks import Callback, FitState
+from harlab.training.device import resolve_device
 from harlab.training.run import fit_run, hold_out_validation, prepare
 
 if TYPE_CHECKING:
@@ -164,7 +165,7 @@ class Objective:
             prepared = prepare(self.parts.fit, train_config, config.seed,
                                (self.parts.validation, self.parts.validation_subjects))
             history = fit_run(prepared, config.model, config.hyperparameters, train_config, config.seed, self.shape,
-                              [OptunaPruning(trial)]).history
+                              [OptunaPruning(trial)], resolve_device(self.spec.device)).history
         except optuna.TrialPruned:
             trial.set_user_attr("seconds", time.perf_counter() - start)
             raise

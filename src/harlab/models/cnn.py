@@ -9,7 +9,7 @@ from pydantic import PositiveInt
 from torch import nn
 
 from harlab.models.init import keras_init
-from harlab.models.layers import Conv1D, ConvOptions, TimeMajorFlatten, output_shape
+from harlab.models.layers import Conv1D, ConvOptions, Dropout, TimeMajorFlatten, output_shape
 from harlab.models.registry import register
 
 
@@ -23,7 +23,7 @@ class CNN1D(nn.Module):
         super().__init__()
         self.features = nn.Sequential(
             Conv1D(n_channels, filters, kernel_size, conv), Conv1D(filters, filters, kernel_size, conv),
-            nn.Dropout(0.5), nn.MaxPool1d(2), TimeMajorFlatten())
+            Dropout(0.5), nn.MaxPool1d(2), TimeMajorFlatten())
         features = math.prod(output_shape(self.features, n_channels, n_timesteps))
         self.classifier = nn.Sequential(nn.Linear(features, 100), nn.ReLU(), nn.Linear(100, n_classes))
         keras_init(self)

@@ -9,7 +9,7 @@ from pydantic import PositiveInt
 from torch import nn
 
 from harlab.models.init import keras_init
-from harlab.models.layers import Conv1D, ConvOptions, ShapeError, TimeMajorFlatten, output_shape
+from harlab.models.layers import Conv1D, ConvOptions, Dropout, ShapeError, TimeMajorFlatten, output_shape
 from harlab.models.lstm import KerasLSTM
 from harlab.models.registry import register
 
@@ -34,9 +34,9 @@ class CNNLSTM(nn.Module):
         length = n_timesteps // subsequences
         self.features = nn.Sequential(
             Conv1D(n_channels, filters, kernel_size, conv), Conv1D(filters, filters, kernel_size, conv),
-            nn.Dropout(0.5), nn.MaxPool1d(2), TimeMajorFlatten())
+            Dropout(0.5), nn.MaxPool1d(2), TimeMajorFlatten())
         self.lstm = KerasLSTM(math.prod(output_shape(self.features, n_channels, length)), units)
-        self.classifier = nn.Sequential(nn.Dropout(0.5), nn.Linear(units, 100), nn.ReLU(), nn.Linear(100, n_classes))
+        self.classifier = nn.Sequential(Dropout(0.5), nn.Linear(units, 100), nn.ReLU(), nn.Linear(100, n_classes))
         keras_init(self.classifier)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

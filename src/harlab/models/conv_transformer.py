@@ -17,7 +17,7 @@ from torch import nn
 
 from harlab.errors import HarlabError
 from harlab.models.init import keras_init
-from harlab.models.layers import ConvBN, output_shape
+from harlab.models.layers import ConvBN, Dropout, output_shape
 from harlab.models.registry import MODERN_RECIPE, register
 
 STEM_KERNEL = 5
@@ -49,10 +49,10 @@ class PreNormEncoderLayer(nn.Module):
         super().__init__()
         self.attention_norm = nn.LayerNorm(d_model)
         self.attention = nn.MultiheadAttention(d_model, heads, batch_first=True)
-        self.attention_dropout = nn.Dropout(dropout)
+        self.attention_dropout = Dropout(dropout)
         self.feedforward_norm = nn.LayerNorm(d_model)
         self.feedforward = nn.Sequential(nn.Linear(d_model, feedforward), nn.GELU(), nn.Linear(feedforward, d_model))
-        self.feedforward_dropout = nn.Dropout(dropout)
+        self.feedforward_dropout = Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         normed = self.attention_norm(x)
@@ -79,7 +79,7 @@ class ConvTransformer(nn.Module):
                                   ConvBN(d_model, d_model, STEM_KERNEL, stride=2))
         _, n_steps = output_shape(self.stem, n_channels, n_timesteps)
         self.positions = LearnedPositions(n_steps, d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.encoder = nn.Sequential(*(PreNormEncoderLayer(d_model, heads, FEEDFORWARD_FACTOR * d_model, dropout)
                                        for _ in range(layers)))
         self.norm = nn.LayerNorm(d_model)

@@ -9,7 +9,7 @@ from torch import nn
 
 from harlab.models.cnn_lstm import split_subsequences
 from harlab.models.init import initialize, keras_init
-from harlab.models.layers import ACTIVATIONS, ActivationName, ShapeError
+from harlab.models.layers import ACTIVATIONS, ActivationName, Dropout, ShapeError
 from harlab.models.registry import register
 
 
@@ -77,7 +77,7 @@ class ConvLSTMClassifier(nn.Module):
         self.subsequences = subsequences
         self.convlstm = ConvLSTM2D(n_channels, filters, (1, kernel_size), activation=activation)
         features = filters * (length - kernel_size + 1)
-        self.classifier = nn.Sequential(nn.Dropout(0.5), nn.Flatten(), nn.Linear(features, 100), nn.ReLU(),
+        self.classifier = nn.Sequential(Dropout(0.5), nn.Flatten(), nn.Linear(features, 100), nn.ReLU(),
                                         nn.Linear(100, n_classes))
         keras_init(self.classifier)
 

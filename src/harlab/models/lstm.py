@@ -7,6 +7,7 @@ from pydantic import PositiveInt
 from torch import nn
 
 from harlab.models.init import initialize, keras_init
+from harlab.models.layers import Dropout
 from harlab.models.registry import register
 
 
@@ -51,7 +52,7 @@ class LSTMClassifier(nn.Module):
                  layers: PositiveInt = 1, bidirectional: bool = False):
         super().__init__()
         self.lstm = KerasLSTM(n_channels, units, layers, bidirectional)
-        self.classifier = nn.Sequential(nn.Dropout(0.5), nn.Linear(self.lstm.output_size, 100), nn.ReLU(),
+        self.classifier = nn.Sequential(Dropout(0.5), nn.Linear(self.lstm.output_size, 100), nn.ReLU(),
                                         nn.Linear(100, n_classes))
         keras_init(self.classifier)
 

@@ -10,7 +10,7 @@ from pydantic import Field, PositiveInt
 from torch import nn
 
 from harlab.models.init import keras_init
-from harlab.models.layers import Conv1D, ConvOptions, TimeMajorFlatten, output_shape
+from harlab.models.layers import Conv1D, ConvOptions, Dropout, TimeMajorFlatten, output_shape
 from harlab.models.registry import register
 
 
@@ -23,7 +23,7 @@ class MultiHeadCNN(nn.Module):
                  conv: ConvOptions = ConvOptions()):
         super().__init__()
         self.heads = nn.ModuleList(
-            nn.Sequential(Conv1D(n_channels, filters, k, conv), nn.Dropout(0.5), nn.MaxPool1d(2), TimeMajorFlatten())
+            nn.Sequential(Conv1D(n_channels, filters, k, conv), Dropout(0.5), nn.MaxPool1d(2), TimeMajorFlatten())
             for k in kernel_sizes)
         features = sum(math.prod(output_shape(head, n_channels, n_timesteps)) for head in self.heads)
         self.classifier = nn.Sequential(nn.Linear(features, 100), nn.ReLU(), nn.Linear(100, n_classes))

@@ -7,7 +7,7 @@ from pydantic import PositiveInt
 from torch import nn
 
 from harlab.models.init import keras_init
-from harlab.models.layers import Conv1D, ConvOptions, output_shape
+from harlab.models.layers import Conv1D, ConvOptions, Dropout, output_shape
 from harlab.models.registry import register
 
 
@@ -30,7 +30,7 @@ class WisdmCNN(nn.Module):
             Conv1D(filters, late_filters, kernel_size, conv), Conv1D(late_filters, late_filters, kernel_size, conv),
             nn.AdaptiveAvgPool1d(1), nn.Flatten())
         output_shape(self.features, n_channels, n_timesteps)  # fails early, clearly, on too short windows
-        self.classifier = nn.Sequential(nn.Dropout(0.5), nn.Linear(late_filters, n_classes))
+        self.classifier = nn.Sequential(Dropout(0.5), nn.Linear(late_filters, n_classes))
         keras_init(self.classifier)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -63,6 +63,9 @@ class Augmenter:
         return cls(kinds, windows.channels, statistics.mean, statistics.std, standardizer is not None)
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The batch x changed; random draws come from `generator` on the CPU (the same draws on every device)."""
+        if self.mean.device != x.device:
+            self.mean, self.std = self.mean.to(x.device), self.std.to(x.device)
         if self.standardized:
             x = x * self.std + self.mean
         for kind in self.kinds:
@@ -70,15 +73,15 @@ class Augmenter:
         return (x - self.mean) / self.std if self.standardized else x
 
     def _jitter(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return x + JITTER * self.std * torch.randn(x.shape, generator=generator)
+        return x + JITTER * self.std * _normal(x.shape, generator, x.device)
 
     def _scaling(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        return x * (1 + SCALING * torch.randn(x.shape[0], x.shape[1], 1, generator=generator))
+        return x * (1 + SCALING * _normal((x.shape[0], x.shape[1], 1), generator, x.device))
 
     def _time_warp(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Resample every window along a smooth random time axis (speed varying around 1 between knots)."""
         batch, _, steps = x.shape
-        knots = (1 + WARP * torch.randn(batch, 1, WARP_KNOTS + 2, generator=generator)).clamp(min=0.1)
+        knots = (1 + WARP * _normal((batch, 1, WARP_KNOTS + 2), generator, x.device)).clamp(min=0.1)
         speed = torch.nn.functional.interpolate(knots, size=steps, mode="linear", align_corners=True)[:, 0]
         position = torch.cumsum(speed, dim=1) - speed[:, :1]
         position = position / position[:, -1:] * (steps - 1)
@@ -89,11 +92,15 @@ class Augmenter:
 
     def _rotation(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """Turn every 3-axis group of a window by the same random rotation (one device, one frame)."""
-        rotation = random_rotations(x.shape[0], generator)
+        rotation = random_rotations(x.shape[0], generator).to(x.device)
         x = x.clone()
         for group in self.groups:
             x[:, list(group)] = torch.bmm(rotation, x[:, list(group)])
         return x
+
+
+def _normal(shape: Sequence[int], generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    return torch.randn(tuple(shape), generator=generator).to(device)
 
 
 def random_rotations(count: int, generator: torch.Generator, max_angle: float = MAX_ANGLE) -> torch.Tensor:

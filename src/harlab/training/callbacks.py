@@ -18,7 +18,8 @@ from torch import nn
 
 @dataclass
 class History:
-    """Per-epoch training (and validation) loss and accuracy, the epoch kept, and the seconds the fit took."""
+    """Per-epoch training (and validation) loss and accuracy, the epoch kept, the seconds the fit took, and the
+    device and precision it trained in."""
 
     loss: list[float] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
@@ -26,6 +27,8 @@ class History:
     val_accuracy: list[float] = field(default_factory=list)
     best_epoch: int | None = None
     fit_seconds: float = 0.0
+    device: str = "cpu"
+    precision: str = "fp32"
 
     def as_dict(self) -> dict[str, list[float]]:
         curves = {"loss": self.loss, "accuracy": self.accuracy}

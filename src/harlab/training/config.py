@@ -17,6 +17,7 @@ from pydantic.dataclasses import dataclass
 from pydantic.fields import FieldInfo
 
 from harlab.errors import HarlabError
+from harlab.training.device import Precision
 
 Schedule = Literal["constant", "cosine", "plateau"]
 Augmentation = Literal["jitter", "scaling", "time_warp", "rotation"]
@@ -31,7 +32,8 @@ class TrainConfig:
     for that validation set. `schedule` is constant, cosine (annealed to zero over the planned steps) or plateau
     (halved when the validation loss, or without validation the training loss, stalls). `augment` names the
     augmentations applied to every training batch (see harlab.training.augment). `standardize` fits a
-    per-channel standardization on the training windows.
+    per-channel standardization on the training windows. `precision` is fp32, bf16 (autocast, where the device
+    computes bf16 natively) or fp16 (CUDA, with a gradient scaler); see harlab.training.device.
     """
 
     epochs: int = Field(ge=1)
@@ -44,13 +46,14 @@ class TrainConfig:
     label_smoothing: float = Field(default=0.0, ge=0, lt=1)
     augment: tuple[Augmentation, ...] = ()
     standardize: bool = False
+    precision: Precision = "fp32"
 
 
 # The settings a registered model gives its own default for (its tutorial's, or the modern recipe).
 MODEL_DEFAULTS = ("epochs", "batch_size", "validation_split", "patience", "schedule", "weight_decay",
-                  "label_smoothing", "augment")
+                  "label_smoothing", "augment", "precision")
 # Settings added after results were first recorded: left out of dumps while unset, so older records still match.
-LATER_SETTINGS = ("schedule", "weight_decay", "label_smoothing", "augment")
+LATER_SETTINGS = ("schedule", "weight_decay", "label_smoothing", "augment", "precision")
 
 
 def override_fields() -> dict[str, Any]:
@@ -105,4 +108,6 @@ def describe(config: TrainConfig) -> str:
         text += f", label smoothing {config.label_smoothing:g}"
     if config.augment:
         text += ", augmented by " + "/".join(config.augment)
+    if config.precision != "fp32":
+        text += f", {config.precision}"
     return text

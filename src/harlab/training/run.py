@@ -87,11 +87,13 @@ class FittedRun:
 
 
 def fit_run(prepared: PreparedData, model_name: str, hyperparameters: dict[str, object], config: TrainConfig,
-            seed: int, shape: tuple[int, int, int], callbacks: Sequence[Callback] = ()) -> FittedRun:
+            seed: int, shape: tuple[int, int, int], callbacks: Sequence[Callback] = (),
+            device: torch.device | str | None = "cpu") -> FittedRun:
     """Build `model_name` for `shape` (channels, timesteps, classes) with the run's seed and fit it on
-    `prepared`; the seed fixes the weights, the shuffling, the dropout and the augmentation on a CPU."""
+    `prepared` on `device` (see harlab.training.device); the seed fixes the weights, the shuffling, the dropout
+    and the augmentation on a CPU."""
     torch.manual_seed(seed)
     model = create_model(model_name, *shape, **hyperparameters)
     history = fit(model, prepared.X_fit, prepared.y_fit, config, seed, validation=prepared.validation,
-                  augment=prepared.augment, callbacks=callbacks)
+                  augment=prepared.augment, callbacks=callbacks, device=device)
     return FittedRun(model, history, prepared)
