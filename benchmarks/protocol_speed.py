@@ -7,11 +7,12 @@ Usage:
   python benchmarks/protocol_speed.py --run [--out results/reproduce] [--data-dir ../shared/data]
   python benchmarks/protocol_speed.py --results results/reproduce [--keras keras-protocol.json]
 
---run times a whole `harlab reproduce` (wall clock, into a fresh --out) and then reads it; --results reads a
-finished one. An experiment's seconds are the fit times of all its runs, those it shares with another
-experiment included (what it would cost alone); the total counts every distinct fit once, with its training
-FLOPs and the sustained GFLOP/s a 5× speed-up over Keras would take. Prints a Markdown table and one JSON line;
-numbers are printed, never asserted.
+--run times a whole `harlab reproduce` (wall clock, into a fresh --out; --device, --workers and --precision are
+passed on) and then reads it; --results reads a finished one. An experiment's seconds are the fit times of all
+its runs, those it shares with another experiment included (what it would cost alone), each divided by the runs
+trained at once beside it (its share of the machine; the wall clock of --run is printed too); the total counts
+every distinct fit once, with its training FLOPs and the sustained GFLOP/s a 5× speed-up over Keras would take.
+Prints a Markdown table and one JSON line; numbers are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -43,6 +44,11 @@ def fit_flops(row: dict[str, Any], dataset: dict[str, Any], cache: dict[str, int
     return cache[row["key"]] * dataset["n_train"] * len(row["history"]["loss"])
 
 
+def machine_seconds(row: dict[str, Any]) -> float:
+    """A run's share of the machine: its fit seconds divided by the runs trained at once beside it."""
+    return row["fit_seconds"] / row.get("workers", 1)
+
+
 def analyze(root: Path, keras: dict[str, Any] | None) -> dict[str, Any]:
     keras_by_name = {e["experiment"]: e for e in keras["experiments"]} if keras else {}
     cache: dict[str, int] = {}
@@ -53,8 +59,8 @@ def analyze(root: Path, keras: dict[str, Any] | None) -> dict[str, Any]:
     for directory in folders:
         store = ResultsStore(directory)
         rows, dataset, name = store.rows(), store.dataset(), store.spec()["name"]
-        seconds = sum(r["fit_seconds"] for r in rows)
-        distinct_seconds += sum(r["fit_seconds"] for r in rows if "copied_from" not in r)
+        seconds = sum(machine_seconds(r) for r in rows)
+        distinct_seconds += sum(machine_seconds(r) for r in rows if "copied_from" not in r)
         flops = sum(fit_flops(r, dataset, cache) for r in rows)
         distinct_flops += sum(fit_flops(r, dataset, cache) for r in rows if "copied_from" not in r)
         accuracy = {label: round(100 * float(np.mean([r["accuracy"] for r in rows if r["label"] == label])), 2)
@@ -97,6 +103,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/reproduce-timed"))
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--keras", type=Path, help="JSON written by benchmarks/keras_protocol.py")
+    for option in ("--device", "--workers", "--precision", "--only"):
+        parser.add_argument(option, help=f"passed on to `harlab reproduce {option}`")
     args = parser.parse_args()
     wall = None
     if args.run:
@@ -105,6 +113,9 @@ def main() -> None:
         command = [sys.executable, "-m", "harlab", "reproduce", "--out", str(args.out)]
         if args.data_dir:
             command += ["--data-dir", str(args.data_dir)]
+        for option in ("device", "workers", "precision", "only"):
+            if getattr(args, option):
+                command += [f"--{option}", getattr(args, option)]
         start = time.perf_counter()
         subprocess.run(command, check=True)
         wall = round(time.perf_counter() - start, 1)

@@ -6,6 +6,10 @@ Usage:
   python benchmarks/step_speed.py [--models cnn,lstm] [--windows 2048] [--threads 2] [--precision fp32]
   python benchmarks/step_speed.py --processes 2 --threads 1     # two such fits at once, one thread each
 
+With --components, times instead the pieces each choice of the fast path rests on, alone: the dropout mask
+(torch's bernoulli_ against one uniform draw compared in place) on the CNN's largest activation, and one AdamW
+step over the CNN's parameters as a per-tensor loop, foreach and fused.
+
 With --processes P, P processes each time the same fit at the same moment and the line reports their mean step
 time and the combined throughput (steps per second of all processes), to compare 2 processes × 1 thread with
 1 process × 2 threads on the same cores. Numbers are printed (and one JSON line), never asserted; compare ratios
@@ -52,6 +56,30 @@ def time_model(name: str, windows: int, threads: int, options: dict[str, Any]) -
             "gflops_per_s": round(flops / seconds / 1e9, 1), "threads": threads, **options}
 
 
+def _milliseconds(work: Any, repeats: int = 200) -> float:
+    for _ in range(10):
+        work()
+    start = time.perf_counter()
+    for _ in range(repeats):
+        work()
+    return round(1000 * (time.perf_counter() - start) / repeats, 3)
+
+
+def time_components(threads: int) -> dict[str, float]:
+    """Milliseconds of the dropout masks and of the AdamW implementations on the tutorial CNN's shapes."""
+    torch.set_num_threads(threads)
+    activation = torch.randn(32, 64, 124)  # the CNN's activation under dropout, batch 32
+    times = {"mask_bernoulli_ms": _milliseconds(lambda: torch.empty_like(activation).bernoulli_(0.5)),
+             "mask_uniform_ge_ms": _milliseconds(lambda: torch.rand_like(activation).ge_(0.5))}
+    model = create_model("cnn", *SHAPE)
+    for parameter in model.parameters():
+        parameter.grad = torch.randn_like(parameter)
+    for name, options in {"loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}.items():
+        optimizer = torch.optim.AdamW(model.parameters(), eps=1e-7, weight_decay=0.0, **options)
+        times[f"adamw_{name}_ms"] = _milliseconds(optimizer.step)
+    return times
+
+
 def _worker(args: tuple[str, int, int, dict[str, Any], Any]) -> dict[str, Any]:
     name, windows, threads, options, barrier = args
     barrier.wait()
@@ -78,7 +106,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--processes", type=int, default=1)
     parser.add_argument("--precision", default=None, help="fp32 or bf16 (a TrainConfig setting; omit on old code)")
+    parser.add_argument("--components", action="store_true", help="time the dropout masks and AdamW variants")
     args = parser.parse_args()
+    if args.components:
+        times = time_components(args.threads)
+        for name, ms in times.items():
+            print(f"{name:22s} {ms:8.3f} ms")
+        print(json.dumps({"components": times, "threads": args.threads}))
+        return
     options = {"precision": args.precision} if args.precision else {}
     results = []
     for name in args.models.split(","):

@@ -26,6 +26,8 @@ def reproduce(
     threads: Threads = None,
     device: Device = None,
     workers: Workers = None,
+    precision: Annotated[str | None, typer.Option(help="fp32, bf16 or fp16 for every configuration (default: "
+                                                  "each model's).")] = None,
 ) -> None:
     """The tutorials' eight experiments (180 models) and one HTML report beside the tutorials' figures."""
     from harlab import api
@@ -36,7 +38,7 @@ def reproduce(
 
     set_threads(threads)
     start = time.perf_counter()
-    specs = tutorial_specs(quick, only)
+    specs = tutorial_specs(quick, only, {"precision": precision} if precision else None)
     resolve_device(device)  # a missing GPU is one line now, not after loading the data
     data = api.load_dataset(None, data_dir)
     out = out or Path("results") / ("reproduce-quick" if quick else "reproduce")

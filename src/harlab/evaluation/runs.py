@@ -45,6 +45,7 @@ class RunResult:
     device: str = "cpu"
     precision: str = "fp32"
     threads: int | None = None  # torch's CPU threads: a CPU run's numbers depend on them
+    workers: int = 1  # runs trained at once beside it on this machine: its share of the machine is 1/workers
 
 
 @dataclass

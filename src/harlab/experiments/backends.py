@@ -8,11 +8,14 @@ the caller records it, so the results store always has one writer.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import multiprocessing
 import os
 import signal
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from typing import Protocol
 
 import torch
@@ -24,6 +27,7 @@ from harlab.evaluation.runs import RunResult, RunTrainer, TrainedRun
 from harlab.experiments.spec import Configuration
 from harlab.training.callbacks import Callback
 from harlab.training.device import resolve_device
+from harlab.training.settings import RepeatConfig
 
 Job = tuple[Configuration, Fold, int]  # (configuration, fold, repeat)
 WORKERS_VARIABLE = "HARLAB_WORKERS"
@@ -69,30 +73,41 @@ class ProcessBackend:
         if not jobs:
             return
         context = multiprocessing.get_context("spawn")  # fork would copy this process's torch threads and locks
-        pool = context.Pool(min(self.workers, len(jobs)), initializer=_start_worker, initargs=(data, self.threads))
+        workers = min(self.workers, len(jobs))
+        executor = ProcessPoolExecutor(workers, context, initializer=_start_worker,
+                                       initargs=(data, self.threads, workers))
         try:
-            for index, result in pool.imap_unordered(_train_job, list(enumerate(jobs))):
-                yield jobs[index], result
-            pool.close()
+            pending = {executor.submit(_train_job, configuration.config, fold, repeat): (configuration, fold, repeat)
+                       for configuration, fold, repeat in jobs}
+            for future in as_completed(pending):
+                try:
+                    result = future.result()
+                except BrokenProcessPool as exc:
+                    raise HarlabError(f"a worker process died ({exc}); finished runs are kept: run again, or with "
+                                      "workers=1 to train in this process") from None
+                yield pending[future], result
         finally:
-            pool.terminate()
-            pool.join()
+            processes = list(getattr(executor, "_processes", {}).values())  # shutdown alone would wait for runs
+            executor.shutdown(wait=False, cancel_futures=True)
+            for process in processes:
+                process.terminate()
 
 
-_worker_data: WindowSet | None = None
+_worker: tuple[WindowSet, int] | None = None  # this worker process's data, and how many workers train at once
 
 
-def _start_worker(data: WindowSet, threads: int) -> None:
-    global _worker_data
+def _start_worker(data: WindowSet, threads: int, workers: int) -> None:
+    global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops the workers
     torch.set_num_threads(threads)
-    _worker_data = data
+    _worker = data, workers
 
 
-def _train_job(numbered: tuple[int, Job]) -> tuple[int, RunResult]:
-    index, (configuration, fold, repeat) = numbered
-    assert _worker_data is not None
-    return index, RunTrainer(_worker_data, fold, "cpu").run(configuration.config, repeat).result
+def _train_job(config: RepeatConfig, fold: Fold, repeat: int) -> RunResult:
+    assert _worker is not None
+    data, workers = _worker
+    result = RunTrainer(data, fold, "cpu").run(config, repeat).result
+    return dataclasses.replace(result, workers=workers)
 
 
 def available_cores() -> int:
