@@ -72,9 +72,9 @@ def experiment_run(
     from harlab.integrations.ray import make_backend
 
     set_threads(threads)
+    runner = make_backend(backend, address, device)
     experiment = load_spec(spec, {k: v for k, v in {"repeats": repeats, "device": device, "workers": workers}.items()
                                   if v is not None} or None)
-    runner = make_backend(backend, address, experiment.device)
     out = out or Path("results") / experiment.name
     print_report(run_with_progress(experiment, out, data_dir=data_dir, backend=runner, track=track,
                                    tracking_uri=tracking_uri))
