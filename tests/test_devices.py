@@ -25,6 +25,7 @@ from harlab.experiments.store import ResultsStore
 from harlab.models.layers import Dropout
 from harlab.models.registry import create_model
 from harlab.training import device as devices
+from harlab.training.callbacks import Callback
 from harlab.training.config import TrainConfig
 from harlab.training.device import check_precision, resolve_device
 from harlab.training.loop import evaluate, fit, to_tensor
@@ -174,8 +175,15 @@ def test_worker_processes_give_the_numbers_of_one_thread_runs_here(real_data: Pa
     here on one thread: the same results, each row recording its device, precision and threads."""
     data = load_dataset("hapt", real_data, quiet=True)
     subset = data.select(np.isin(data.subject, [1, 3, 5, 2]))
-    spec = ExperimentSpec(name="workers", model="cnn", repeats=2, epochs=1, seed=4)
-    run_experiment(spec, subset, tmp_path / "parallel", backend=ProcessBackend(workers=2, threads=1))
+    spec = ExperimentSpec(name="workers", model="cnn", repeats=2, epochs=2, seed=4)
+    remote: list[int] = []
+
+    class RemoteEpochs(Callback):
+        def on_remote_epochs(self, count: int) -> None:
+            remote.append(count)
+
+    run_experiment(spec, subset, tmp_path / "parallel", [], [RemoteEpochs()], ProcessBackend(workers=2, threads=1))
+    assert 1 <= sum(remote) <= 4  # the workers' epochs reach the callbacks while they train
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)  # recorded as the worker's
     with devices.torch_threads(1):
         run_experiment(spec, subset, tmp_path / "here", backend=LocalBackend("cpu"))

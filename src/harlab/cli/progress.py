@@ -33,6 +33,10 @@ class ExperimentProgress(ExperimentCallback):
     def on_epoch_end(self, state: FitState) -> None:
         self.progress.advance(self.task)
 
+    def on_remote_epochs(self, count: int) -> None:
+        task = next(t for t in self.progress.tasks if t.id == self.task)
+        self.progress.update(self.task, completed=min(task.total or 0, task.completed + count))
+
     def on_run_end(self, run: FinishedRun) -> None:
         self.completed += run.epochs
         self.progress.update(self.task, completed=self.completed)

@@ -8,14 +8,17 @@ the caller records it, so the results store always has one writer.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import multiprocessing
 import os
+import queue
 import signal
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.queues import Queue
 from typing import Protocol
 
 import torch
@@ -25,12 +28,13 @@ from harlab.data.windowset import WindowSet
 from harlab.errors import HarlabError
 from harlab.evaluation.runs import RunResult, RunTrainer, TrainedRun
 from harlab.experiments.spec import Configuration
-from harlab.training.callbacks import Callback
+from harlab.training.callbacks import Callback, FitState, call
 from harlab.training.device import resolve_device
 from harlab.training.settings import RepeatConfig
 
 Job = tuple[Configuration, Fold, int]  # (configuration, fold, repeat)
 WORKERS_VARIABLE = "HARLAB_WORKERS"
+PROGRESS_SECONDS = 0.5  # how often the workers' finished epochs are passed on
 logger = logging.getLogger(__name__)
 
 
@@ -62,8 +66,8 @@ class ProcessBackend:
     torch threads. On two cores, two processes of one thread train every tutorial model's runs 1.15–1.46× faster
     than one process of two threads (benchmarks/step_speed.py --processes 2 --threads 1): small convolutions
     and recurrences do not keep two threads busy. The data goes to each worker once; results come back as runs
-    finish (their fits' epoch hooks stay in the workers; run-level callbacks follow every run). Interrupted, the
-    workers stop at once and every finished run has already been handed back."""
+    finish; the workers' epochs reach the callbacks' `on_remote_epochs` as they end (their fit states stay in
+    the workers). Interrupted, the workers stop at once and every finished run has already been handed back."""
 
     def __init__(self, workers: int, threads: int = 1):
         self.workers, self.threads = workers, threads
@@ -74,18 +78,22 @@ class ProcessBackend:
             return
         context = multiprocessing.get_context("spawn")  # fork would copy this process's torch threads and locks
         workers = min(self.workers, len(jobs))
+        epochs = context.Queue()
         executor = ProcessPoolExecutor(workers, context, initializer=_start_worker,
-                                       initargs=(data, self.threads, workers))
+                                       initargs=(data, self.threads, workers, epochs))
         try:
             pending = {executor.submit(_train_job, configuration.config, fold, repeat): (configuration, fold, repeat)
                        for configuration, fold, repeat in jobs}
-            for future in as_completed(pending):
-                try:
-                    result = future.result()
-                except BrokenProcessPool as exc:
-                    raise HarlabError(f"a worker process died ({exc}); finished runs are kept: run again, or with "
-                                      "workers=1 to train in this process") from None
-                yield pending[future], result
+            while pending:
+                finished, _ = wait(pending, timeout=PROGRESS_SECONDS, return_when=FIRST_COMPLETED)
+                _forward_epochs(epochs, callbacks)
+                for future in finished:
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool as exc:
+                        raise HarlabError(f"a worker process died ({exc}); finished runs are kept: run again, or "
+                                          "with workers=1 to train in this process") from None
+                    yield pending.pop(future), result
         finally:
             processes = list(getattr(executor, "_processes", {}).values())  # shutdown alone would wait for runs
             executor.shutdown(wait=False, cancel_futures=True)
@@ -93,20 +101,38 @@ class ProcessBackend:
                 process.terminate()
 
 
-_worker: tuple[WindowSet, int] | None = None  # this worker process's data, and how many workers train at once
+def _forward_epochs(epochs: Queue, callbacks: Sequence[Callback]) -> None:
+    count = 0
+    with contextlib.suppress(queue.Empty):
+        while True:
+            epochs.get_nowait()
+            count += 1
+    if count:
+        call(list(callbacks), "on_remote_epochs", count)
 
 
-def _start_worker(data: WindowSet, threads: int, workers: int) -> None:
+class _EpochsToParent(Callback):
+    def __init__(self, epochs: Queue):
+        self.epochs = epochs
+
+    def on_epoch_end(self, state: FitState) -> None:
+        self.epochs.put_nowait(state.epoch)
+
+
+_worker: tuple[WindowSet, int, Queue] | None = None  # this worker's data, the workers at once, the epoch queue
+
+
+def _start_worker(data: WindowSet, threads: int, workers: int, epochs: Queue) -> None:
     global _worker
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the parent, which stops the workers
     torch.set_num_threads(threads)
-    _worker = data, workers
+    _worker = data, workers, epochs
 
 
 def _train_job(config: RepeatConfig, fold: Fold, repeat: int) -> RunResult:
     assert _worker is not None
-    data, workers = _worker
-    result = RunTrainer(data, fold, "cpu").run(config, repeat).result
+    data, workers, epochs = _worker
+    result = RunTrainer(data, fold, "cpu").run(config, repeat, [_EpochsToParent(epochs)]).result
     return dataclasses.replace(result, workers=workers)
 
 

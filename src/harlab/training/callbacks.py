@@ -64,6 +64,9 @@ class Callback:
     def on_run_end(self, result: Any) -> None:
         """After a whole run finished and was scored (called by the run core, not by `fit`)."""
 
+    def on_remote_epochs(self, count: int) -> None:
+        """`count` more epochs finished in runs training in worker processes, whose fit states stay there."""
+
 
 class EarlyStopping(Callback):
     """Stop once the validation loss has not improved for `patience` epochs and restore the best epoch's weights;
