@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from harlab.cli.common import DataDir, Device, Threads, Workers, app, set_threads
+from harlab.cli.common import DataDir, Device, Precision, Threads, Workers, app, set_threads
 from harlab.cli.experiment import run_with_progress
 from harlab.console import say
 
@@ -26,8 +26,7 @@ def reproduce(
     threads: Threads = None,
     device: Device = None,
     workers: Workers = None,
-    precision: Annotated[str | None, typer.Option(help="fp32, bf16 or fp16 for every configuration (default: "
-                                                  "each model's).")] = None,
+    precision: Precision = None,
 ) -> None:
     """The tutorials' eight experiments (180 models) and one HTML report beside the tutorials' figures."""
     from harlab import api

@@ -11,6 +11,7 @@ from harlab.cli.common import (
     DataDir,
     Device,
     Param,
+    Precision,
     Step,
     Threads,
     Transitions,
@@ -73,8 +74,7 @@ def train(
     threads: Threads = None,
     device: Device = None,
     workers: Workers = None,
-    precision: Annotated[str | None, typer.Option(help="fp32, bf16 (autocast, where the CPU or GPU computes bf16 "
-                                                  "natively) or fp16 (CUDA GPUs) (default: the model's).")] = None,
+    precision: Precision = None,
 ) -> None:
     """Train a model `repeats` times with different seeds and report test accuracy as mean ± std."""
     from harlab import api

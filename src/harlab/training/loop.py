@@ -30,8 +30,8 @@ PLATEAU_FACTOR, PLATEAU_PATIENCE = 0.5, 3  # halve the learning rate after 3 epo
 FUSED_ADAM_DEVICES = ("cpu", "cuda", "mps")
 
 Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
-__all__ = ["History", "SelfFitting", "TrainConfig", "evaluate", "fit", "logits_of", "make_optimizer", "model_device",
-           "predict", "to_tensor"]
+__all__ = ["History", "SelfFitting", "TrainConfig", "evaluate", "fit", "logits_of", "model_device", "predict",
+           "to_tensor"]
 
 
 def to_tensor(X: np.ndarray, standardizer: Standardizer | None = None) -> torch.Tensor:
@@ -126,7 +126,7 @@ def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor, config: TrainConfig,
     X, y = X.to(target), y.to(target)
     if validation is not None:
         validation = validation[0].to(target), validation[1].to(target)
-    optimizer = make_optimizer(model, config, target)
+    optimizer = _optimizer(model, config, target)
     scaler = gradient_scaler(target, config.precision)
     scheduler = _scheduler(optimizer, config, -(-len(X) // config.batch_size))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
@@ -172,7 +172,7 @@ def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor, config: TrainConfig,
     return history
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+def _optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
     """Keras-equivalent Adam (AdamW's decoupled decay, off by default) as one fused kernel over all parameters
     where torch has one for `device` (benchmarks/step_speed.py: the per-tensor loop was ~14 % of a CNN step)."""
     return torch.optim.AdamW(model.parameters(), lr=config.learning_rate, eps=KERAS_ADAM_EPS,
