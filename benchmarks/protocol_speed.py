@@ -7,11 +7,12 @@ Usage:
   python benchmarks/protocol_speed.py --run [--out results/reproduce] [--data-dir ../shared/data]
   python benchmarks/protocol_speed.py --results results/reproduce [--keras keras-protocol.json]
 
---run times a whole `harlab reproduce` (wall clock, into a fresh --out; --device, --workers and --precision are
-passed on) and then reads it; --results reads a finished one. An experiment's seconds are the fit times of all
-its runs, those it shares with another experiment included (what it would cost alone), each divided by the runs
-trained at once beside it (its share of the machine; the wall clock of --run is printed too); the total counts
-every distinct fit once, with its training FLOPs and the sustained GFLOP/s a 5× speed-up over Keras would take.
+--run times a whole `harlab reproduce` (wall clock, into a fresh --out; --device, --workers, --replicas and
+--precision are passed on) and then reads it; --results reads a finished one. An experiment's seconds are the
+fit times of all its runs, those it shares with another experiment included (what it would cost alone), each
+divided by the runs trained at once beside it in other processes (its share of the machine; a replica's
+fit_seconds is already its share of its batch; the wall clock of --run is printed too); the total counts every
+distinct fit once, with its training FLOPs and the sustained GFLOP/s a 5× speed-up over Keras would take.
 Prints a Markdown table and one JSON line; numbers are printed, never asserted.
 """
 
@@ -103,7 +104,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("results/reproduce-timed"))
     parser.add_argument("--data-dir", type=Path, default=None)
     parser.add_argument("--keras", type=Path, help="JSON written by benchmarks/keras_protocol.py")
-    for option in ("--device", "--workers", "--precision", "--only"):
+    for option in ("--device", "--workers", "--replicas", "--precision", "--only"):
         parser.add_argument(option, help=f"passed on to `harlab reproduce {option}`")
     args = parser.parse_args()
     wall = None
@@ -113,7 +114,7 @@ def main() -> None:
         command = [sys.executable, "-m", "harlab", "reproduce", "--out", str(args.out)]
         if args.data_dir:
             command += ["--data-dir", str(args.data_dir)]
-        for option in ("device", "workers", "precision", "only"):
+        for option in ("device", "workers", "replicas", "precision", "only"):
             if getattr(args, option):
                 command += [f"--{option}", getattr(args, option)]
         start = time.perf_counter()

@@ -10,11 +10,16 @@ With --components, times instead the pieces each choice of the fast path rests o
 (torch's bernoulli_ against one uniform draw compared in place) on the CNN's largest activation, and one AdamW
 step over the CNN's parameters as a per-tensor loop, foreach and fused.
 
+With --replicas R, one process trains R seeds at once as replicas (harlab.training.replicas, one batched
+computation); the line reports ms per replica step (the batch's time / R) and the steps per second of all
+replicas, to compare with R fits one after another (--replicas 1) on the same device (--device).
+
 With --processes P, P processes each time the same fit at the same moment and the line reports their mean step
 time and the combined throughput (steps per second of all processes), to compare 2 processes × 1 thread with
 1 process × 2 threads on the same cores. Numbers are printed (and one JSON line), never asserted; compare ratios
 measured in one sitting on an otherwise idle machine. The script uses only `create_model`, `TrainConfig` and
-`fit`, so the same file times an older checkout (PYTHONPATH=/path/to/old/src).
+`fit` (and `fit_replicas` with --replicas), so the same file times an older checkout
+(PYTHONPATH=/path/to/old/src).
 """
 
 from __future__ import annotations
@@ -31,29 +36,40 @@ import torch
 from harlab.models.cost import training_flops
 from harlab.models.registry import create_model
 from harlab.training.loop import fit
+from harlab.training.replicas import fit_replicas
 from harlab.training.settings import defaults_of
 
 SHAPE = (9, 128, 6)  # UCI HAR: channels, timesteps, classes
 TUTORIAL_MODELS = ("cnn", "multihead_cnn", "lstm", "cnn_lstm", "convlstm")
 
 
-def time_model(name: str, windows: int, threads: int, options: dict[str, Any]) -> dict[str, Any]:
-    """One warm-up epoch, then one timed epoch of `name`'s fit on random windows: ms per step and GFLOP/s."""
+def time_model(name: str, windows: int, threads: int, options: dict[str, Any], replicas: int = 1,
+               device: str = "cpu") -> dict[str, Any]:
+    """One warm-up epoch, then one timed epoch of `name`'s fit (of `replicas` seeds at once as replicas, when more
+    than 1) on random windows: ms per step (per replica) and GFLOP/s."""
     torch.set_num_threads(threads)
     generator = torch.Generator().manual_seed(0)
     X = torch.randn(windows, SHAPE[0], SHAPE[1], generator=generator)
     y = torch.arange(windows) % SHAPE[2]
     defaults = defaults_of(name)
     config = dataclasses.replace(defaults, epochs=1, validation_split=0.0, patience=None, **options)
-    model = create_model(name, *SHAPE)
-    fit(model, X[: config.batch_size * 4], y[: config.batch_size * 4], config, seed=0)  # warm-up
+
+    def train(windows_used: int) -> None:
+        models = [create_model(name, *SHAPE) for _ in range(replicas)]
+        if replicas == 1:
+            fit(models[0], X[:windows_used], y[:windows_used], config, seed=1, device=device)
+        else:
+            fit_replicas(models, X[:windows_used], y[:windows_used], config, list(range(replicas)), device=device)
+
+    train(config.batch_size * 4)  # warm-up
     start = time.perf_counter()
-    fit(model, X, y, config, seed=1)
+    train(windows)
     seconds = time.perf_counter() - start
-    steps = -(-windows // config.batch_size)
-    flops = training_flops(create_model(name, *SHAPE), *SHAPE) * windows
+    steps = -(-windows // config.batch_size) * replicas
+    flops = training_flops(create_model(name, *SHAPE), *SHAPE) * windows * replicas
     return {"model": name, "batch_size": config.batch_size, "ms_per_step": round(1000 * seconds / steps, 2),
-            "gflops_per_s": round(flops / seconds / 1e9, 1), "threads": threads, **options}
+            "gflops_per_s": round(flops / seconds / 1e9, 1), "threads": threads, "replicas": replicas,
+            "device": device, **options}
 
 
 def _milliseconds(work: Any, repeats: int = 200) -> float:
@@ -105,6 +121,8 @@ def main() -> None:
     parser.add_argument("--windows", type=int, default=2048)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--replicas", type=int, default=1, help="seeds trained at once as replicas (fit_replicas)")
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default=None, help="fp32 or bf16 (a TrainConfig setting; omit on old code)")
     parser.add_argument("--components", action="store_true", help="time the dropout masks and AdamW variants")
     args = parser.parse_args()
@@ -120,12 +138,13 @@ def main() -> None:
         if args.processes > 1:
             row = time_parallel(name, args.windows, args.threads, args.processes, options)
         else:
-            row = time_model(name, args.windows, args.threads, options)
+            row = time_model(name, args.windows, args.threads, options, args.replicas, args.device)
             row["steps_per_s_all"] = round(1000 / row["ms_per_step"], 1)
         results.append(row)
         print(f"{name:15s} batch {row['batch_size']:4d}  {row['ms_per_step']:8.2f} ms/step  "
               f"{row['steps_per_s_all']:7.1f} steps/s in all  {row['gflops_per_s']:6.1f} GFLOP/s  "
-              f"({args.processes} process(es) × {args.threads} thread(s))", flush=True)
+              f"({args.processes} process(es) × {args.threads} thread(s), {args.replicas} replica(s) on "
+              f"{args.device})", flush=True)
     print(json.dumps({"step_speed": results}))
 
 

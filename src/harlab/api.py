@@ -129,7 +129,8 @@ class Results:
         with torch_threads(row.get("threads")):  # the recorded run's threads and device give its numbers again
             trained = train_run(data, config, repeat, place, device=_device_like(row.get("device")))
         save_run_bundle(Path(to), trained.model, config, data, trained.standardizer, trained.result)
-        return SavedRun(Path(to), chosen.label, place.name, trained.result.accuracy, row.get("accuracy"))
+        return SavedRun(Path(to), chosen.label, place.name, trained.result.accuracy, row.get("accuracy"),
+                        row.get("replicas", 1))
 
     def report(self, path: str | Path | None = None) -> Path:
         """Write the HTML report (default DIR/report.html, figures in DIR/figures/) and return its path."""
@@ -144,13 +145,15 @@ class Results:
 @dataclass(frozen=True)
 class SavedRun:
     """A run saved as a bundle: where, which configuration and fold, its test accuracy now and as recorded (None
-    when the store does not hold that run)."""
+    when the store does not hold that run), and how many replicas it was recorded among (trained again alone, a
+    replica matches within float tolerance, not bit for bit)."""
 
     bundle: Path
     configuration: str
     fold: str
     accuracy: float
     recorded: float | None
+    recorded_replicas: int = 1
 
     @property
     def same_as_recorded(self) -> bool | None:
@@ -205,7 +208,8 @@ class ChannelsFigure(ExperimentCallback):
 
 def _spec(spec: ExperimentSpec | dict[str, Any] | str | Path, repeats: int | None, **execution: Any
           ) -> ExperimentSpec:
-    """The spec given, with `repeats` and the `execution` settings (device, workers) that are not None."""
+    """The spec given, with `repeats` and the `execution` settings (device, workers, replicas) that are not
+    None."""
     overrides = {k: v for k, v in {"repeats": repeats, **execution}.items() if v is not None} or None
     if isinstance(spec, ExperimentSpec):
         return spec if overrides is None else parse_spec({**spec.model_dump(mode="json"), **overrides}, "spec")
@@ -217,20 +221,21 @@ def _spec(spec: ExperimentSpec | dict[str, Any] | str | Path, repeats: int | Non
 def run_experiment(spec: ExperimentSpec | dict[str, Any] | str | Path, out: str | Path | None = None, *,
                    data: WindowSet | None = None, data_dir: str | Path | None = None, repeats: int | None = None,
                    backend: str | Backend = "local", address: str | None = None, device: str | None = None,
-                   workers: int | None = None, callbacks: Sequence[Callback] = (), track: bool = False,
-                   tracking_uri: str | None = None, shared: Sequence[str | Path] = ()) -> Results:
+                   workers: int | None = None, replicas: int | None = None, callbacks: Sequence[Callback] = (),
+                   track: bool = False, tracking_uri: str | None = None, shared: Sequence[str | Path] = ()) -> Results:
     """Train every configuration × fold × repeat of `spec` (a spec file, a dict of its keys or an ExperimentSpec)
     that `out` (default results/<name>) does not hold yet, and return its Results. Interrupted, it keeps every
     finished run; called again, it trains only what is missing.
 
     `data` defaults to the spec's dataset (from `data_dir`); `backend` is local (this machine: on a CPU several
     runs at once in `workers` processes, one per core unless told) or ray (with `address`, a cluster's);
-    `device` (auto, cpu, cuda, cuda:N, mps) and `workers` override the spec's; `callbacks` follow the fits and
+    `device` (auto, cpu, cuda, cuda:N, mps), `workers` and `replicas` (repeats of a configuration trained as
+    one batched computation; default: all on a GPU, one on a CPU) override the spec's; `callbacks` follow the fits and
     the experiment; `track` logs every run to MLflow (`tracking_uri`, default OUT/mlflow.db); `shared` names
     results folders of other experiments on the same data whose identical runs are copied instead of trained
     again.
     """
-    experiment = _spec(spec, repeats, device=device, workers=workers)
+    experiment = _spec(spec, repeats, device=device, workers=workers, replicas=replicas)
     if tracking_uri and not track:
         raise HarlabError("`tracking_uri` needs track=true")
     runner = make_backend(backend, address, experiment.device) if isinstance(backend, str) else backend
@@ -258,19 +263,21 @@ def train(model: str = "cnn", *, dataset: str | None = None, data: WindowSet | N
           data_dir: str | Path | None = None, dataset_options: dict[str, Any] | None = None, repeats: int = 10,
           seed: int = 0, hyperparameters: dict[str, Any] | None = None, split: str = "fixed", folds: int = 5,
           test_fraction: float = 0.3, early_stopping: int | None = None, out: str | Path | None = None,
-          device: str | None = None, workers: int | None = None, callbacks: Sequence[Callback] = (),
-          track: bool = False, tracking_uri: str | None = None, save: str | Path | None = None, save_repeat: int = 1,
-          **settings: Any) -> Results:
+          device: str | None = None, workers: int | None = None, replicas: int | None = None,
+          callbacks: Sequence[Callback] = (), track: bool = False, tracking_uri: str | None = None,
+          save: str | Path | None = None, save_repeat: int = 1, **settings: Any) -> Results:
     """Train one configuration `repeats` times with seeds seed, seed + 1, … (on every fold of `split`) and
     return its Results: a one-configuration experiment (see `training_spec`), in the same resumable results
     folder as `run_experiment` (default results/train-MODEL-DATASET-TIME). `settings` are TrainConfig's (epochs,
     batch_size, standardize, …; None or absent: the model's). `early_stopping` is a patience on the validation
     loss, holding out 20 % of the training subjects unless `validation_split` says otherwise. `device` (auto,
-    cpu, cuda, cuda:N, mps) and `workers` (runs at once on a CPU) say where it trains. With `save`, run
+    cpu, cuda, cuda:N, mps), `workers` (runs at once on a CPU) and `replicas` (repeats trained as one batched
+    computation) say where and how it trains. With `save`, run
     `save_repeat` (chosen before training) is written there as a bundle when it is trained by this call."""
     spec = training_spec(model, dataset=dataset, dataset_options=dataset_options, repeats=repeats, seed=seed,
                          hyperparameters=hyperparameters, split=split, folds=folds, test_fraction=test_fraction,
-                         early_stopping=early_stopping, device=device, workers=workers, **settings)
+                         early_stopping=early_stopping, device=device, workers=workers, replicas=replicas,
+                         **settings)
     data = data if data is not None else load_tutorial_dataset(dataset, data_dir, **(dataset_options or {}))
     return run_training(spec, data, out, callbacks=callbacks, track=track, tracking_uri=tracking_uri, save=save,
                         save_repeat=save_repeat)

@@ -57,6 +57,9 @@ Device = Annotated[str | None, typer.Option(help="Where to train: auto (a CUDA G
                                             "cpu, cuda, cuda:N or mps (default: the spec's, else auto).")]
 Workers = Annotated[int | None, typer.Option(min=1, help="On a CPU: runs trained at once, each in its own process "
                                              "(default: one per core; 1: one at a time in this process).")]
+Replicas = Annotated[int | None, typer.Option(min=1, help="Repeats of a configuration trained together as one "
+                                              "batched computation (default: all of them on a GPU or MPS, 1 on a "
+                                              "CPU).")]
 Precision = Annotated[str | None, typer.Option(help="fp32, bf16 (autocast, where the CPU or GPU computes bf16 "
                                                "natively) or fp16 (CUDA GPUs) (default: each model's).")]
 PROGRESS_COLUMNS = (TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),

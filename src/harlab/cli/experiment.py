@@ -10,6 +10,7 @@ import typer
 from harlab.cli.common import (
     DataDir,
     Device,
+    Replicas,
     Threads,
     Workers,
     experiment_app,
@@ -58,6 +59,7 @@ def experiment_run(
     threads: Threads = None,
     device: Device = None,
     workers: Workers = None,
+    replicas: Replicas = None,
     backend: Annotated[str, typer.Option(help="Where runs train: local (this machine) or ray (Ray tasks, "
                                          "one CPU each; pip install 'harlab[distributed]').")] = "local",
     address: Annotated[str | None, typer.Option(help="--backend ray: the Ray cluster's address (auto, HOST:6379, "
@@ -73,8 +75,8 @@ def experiment_run(
 
     set_threads(threads)
     runner = make_backend(backend, address, device)
-    experiment = load_spec(spec, {k: v for k, v in {"repeats": repeats, "device": device, "workers": workers}.items()
-                                  if v is not None} or None)
+    overrides = {"repeats": repeats, "device": device, "workers": workers, "replicas": replicas}
+    experiment = load_spec(spec, {k: v for k, v in overrides.items() if v is not None} or None)
     out = out or Path("results") / experiment.name
     print_report(run_with_progress(experiment, out, data_dir=data_dir, backend=runner, track=track,
                                    tracking_uri=tracking_uri))
@@ -96,8 +98,10 @@ def experiment_save(
 
     saved = api.Results(directory).save_bundle(to, configuration, repeat, fold, data_dir=data_dir)
     same = saved.same_as_recorded
+    differs = ("trained alone, a replica matches within float tolerance" if saved.recorded_replicas > 1
+               else "this machine trains differently")
     check = "" if same is None else (" — the same as recorded" if same else
-                                     f" — recorded {saved.recorded * 100:.3f}%: this machine trains differently")
+                                     f" — recorded {saved.recorded * 100:.3f}%: {differs}")
     say(f"{saved.configuration} run #{repeat} ({saved.fold}): test accuracy {saved.accuracy * 100:.3f}%{check}; "
         f"bundle in {to}")
 

@@ -65,6 +65,7 @@ FLAGS: dict[str, str] = {
     "threads": "--threads",
     "device": "--device",
     "workers": "--workers",
+    "replicas": "--replicas",
     "precision": "--precision",
     # outputs and exports
     "out": "--out",

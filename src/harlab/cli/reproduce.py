@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from harlab.cli.common import DataDir, Device, Precision, Threads, Workers, app, set_threads
+from harlab.cli.common import DataDir, Device, Precision, Replicas, Threads, Workers, app, set_threads
 from harlab.cli.experiment import run_with_progress
 from harlab.console import say
 
@@ -26,6 +26,7 @@ def reproduce(
     threads: Threads = None,
     device: Device = None,
     workers: Workers = None,
+    replicas: Replicas = None,
     precision: Precision = None,
 ) -> None:
     """The tutorials' eight experiments (180 models) and one HTML report beside the tutorials' figures."""
@@ -44,7 +45,7 @@ def reproduce(
     for i, spec in enumerate(specs):
         say(f"{spec.name}: {spec.description}")
         run_with_progress(spec, out / spec.name, data=data, shared=[out / s.name for s in specs[:i]], device=device,
-                          workers=workers)
+                          workers=workers, replicas=replicas)
     results = [api.Results(out / spec.name).analysis() for spec in specs]
     for result in results:
         print(f"{result.name}:")

@@ -12,6 +12,7 @@ from harlab.cli.common import (
     Device,
     Param,
     Precision,
+    Replicas,
     Step,
     Threads,
     Transitions,
@@ -74,6 +75,7 @@ def train(
     threads: Threads = None,
     device: Device = None,
     workers: Workers = None,
+    replicas: Replicas = None,
     precision: Precision = None,
 ) -> None:
     """Train a model `repeats` times with different seeds and report test accuracy as mean ± std."""
@@ -89,7 +91,7 @@ def train(
     spec = api.training_spec(model, dataset=dataset, repeats=repeats, seed=seed,
                                     hyperparameters=parse_params(param), split=cv, folds=folds,
                                     test_fraction=test_fraction, early_stopping=early_stopping, device=device,
-                                    workers=workers, **settings)
+                                    workers=workers, replicas=replicas, **settings)
     data = api.load_dataset(dataset, data_dir, **dataset_options(window, step, transitions))
     config = spec.configurations()[0].config.train_config()
     say(f"{model} on {data.provenance.dataset} ({len(data)} windows), {repeats} runs × {config.epochs} epochs, "

@@ -20,7 +20,8 @@ from harlab.models.registry import count_parameters, create_model
 from harlab.training.callbacks import Callback
 from harlab.training.device import resolve_device
 from harlab.training.loop import predict
-from harlab.training.run import PreparedData, fit_run, prepare
+from harlab.training.replicas import replicas_refusal
+from harlab.training.run import FittedRun, PreparedData, build_model, fit_replica_runs, fit_run, prepare
 from harlab.training.settings import RepeatConfig
 
 
@@ -46,6 +47,7 @@ class RunResult:
     precision: str = "fp32"
     threads: int | None = None  # torch's CPU threads: a CPU run's numbers depend on them
     workers: int = 1  # runs trained at once beside it on this machine: its share of the machine is 1/workers
+    replicas: int = 1  # runs trained with it as one batched computation; fit_seconds is its share of the batch
 
 
 @dataclass
@@ -70,6 +72,7 @@ class RunTrainer:
             raise HarlabError(f"{data.provenance.dataset}: empty train ({len(self.train)}) or test "
                               f"({len(self.test)}) split in fold {fold.name}")
         self._prepared: dict[tuple[bool, tuple[str, ...]], tuple[PreparedData, torch.Tensor]] = {}
+        self._refusals: dict[str, str | None] = {}
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -98,11 +101,37 @@ class RunTrainer:
         prepared, X_test = self.prepared(config, seed)
         fitted = fit_run(prepared, config.model, config.hyperparameters, config.train_config(), seed, self.shape,
                          callbacks, self.device)
+        return self._scored(fitted, repeat, seed, X_test)
+
+    def replicas_refusal(self, config: RepeatConfig) -> str | None:
+        """Why runs of `config` cannot train together as replicas here, or None when they can."""
+        key = config.key()
+        if key not in self._refusals:
+            seed = config.run_seed(1)
+            prepared, _ = self.prepared(config, seed)
+            model = build_model(config.model, config.hyperparameters, seed, self.shape)
+            self._refusals[key] = replicas_refusal(model, config.train_config(), prepared.X_fit)
+        return self._refusals[key]
+
+    def run_replicas(self, config: RepeatConfig, repeats: Sequence[int], callbacks: Sequence[Callback] = ()
+                     ) -> list[TrainedRun]:
+        """Train and score the repeats `repeats` of `config` together as replicas, each as `run` would (within
+        float tolerance); its result records how many trained together (`replicas`)."""
+        seeds = [config.run_seed(repeat) for repeat in repeats]
+        prepared, X_test = self.prepared(config, seeds[0])  # no validation set: the same data for every seed
+        fitted = fit_replica_runs(prepared, config.model, config.hyperparameters, config.train_config(), seeds,
+                                  self.shape, callbacks, self.device)
+        runs = [self._scored(f, repeat, seed, X_test) for f, repeat, seed in zip(fitted, repeats, seeds, strict=True)]
+        for run in runs:
+            run.result.replicas = len(repeats)
+        return runs
+
+    def _scored(self, fitted: FittedRun, repeat: int, seed: int, X_test: torch.Tensor) -> TrainedRun:
         start = time.perf_counter()
         predicted = predict(fitted.model, X_test)
         windows_per_second = len(X_test) / (time.perf_counter() - start)
         scores = score(self.test.y, predicted, self.data.classes)
-        history = fitted.history
+        history, prepared = fitted.history, fitted.prepared
         result = RunResult(repeat, seed, scores.accuracy, scores.macro_f1, scores.per_class, scores.confusion,
                            history.as_dict(), history.best_epoch, prepared.validation_subjects,
                            history.fit_seconds, count_parameters(fitted.model),

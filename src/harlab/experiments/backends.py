@@ -1,6 +1,7 @@
-"""Where an experiment's runs train: in this process (`LocalBackend`), several at once in worker processes of this
-machine (`ProcessBackend`), or elsewhere (harlab.integrations.ray's `RayBackend`, as Ray tasks on the cores of this
-machine or of a cluster). `choose_backend` picks between the first two.
+"""Where an experiment's runs train: in this process (`LocalBackend`, a configuration's repeats as batched
+replicas where that pays), several at once in worker processes of this machine (`ProcessBackend`), or elsewhere
+(harlab.integrations.ray's `RayBackend`, as Ray tasks on the cores of this machine or of a cluster).
+`choose_backend` picks between the first two.
 
 A backend only trains: it yields each (configuration, fold, repeat) with its result as the run finishes, and
 the caller records it, so the results store always has one writer.
@@ -35,6 +36,7 @@ from harlab.training.settings import RepeatConfig
 Job = tuple[Configuration, Fold, int]  # (configuration, fold, repeat)
 WORKERS_VARIABLE = "HARLAB_WORKERS"
 PROGRESS_SECONDS = 0.5  # how often the workers' finished epochs are passed on
+ALL_REPEATS = 1_000_000  # a replica group as large as a configuration's repeats
 logger = logging.getLogger(__name__)
 
 
@@ -47,18 +49,53 @@ class Backend(Protocol):
 
 
 class LocalBackend:
-    """Trains in this process, one run after another in the order given, on `device` (None: auto)."""
+    """Trains in this process, in the order given, on `device` (None: auto). The repeats of one configuration on
+    one fold train together as replicas (harlab.training.replicas), `replicas` at a time; None: all of them on a
+    GPU or MPS, which one run's batches leave mostly idle, and one at a time on a CPU, where replicas measured no
+    faster (benchmarks/step_speed.py --replicas). Runs that cannot be replicas train one at a time, said once."""
 
-    def __init__(self, device: torch.device | str | None = None):
+    def __init__(self, device: torch.device | str | None = None, replicas: int | None = None):
         self.device = resolve_device(device)
+        self.replicas = replicas if replicas is not None else (1 if self.device.type == "cpu" else ALL_REPEATS)
+        self._told: set[str] = set()
 
     def train(self, data: WindowSet, jobs: Sequence[Job],
               callbacks: Sequence[Callback] = ()) -> Iterator[tuple[Job, TrainedRun | RunResult]]:
         trainer: RunTrainer | None = None
-        for configuration, fold, repeat in jobs:
+        for group in replica_groups(jobs, self.replicas):
+            configuration, fold, _ = group[0]
             if trainer is None or trainer.fold != fold:  # one fold's tensors in memory at a time
                 trainer = RunTrainer(data, fold, self.device)
-            yield (configuration, fold, repeat), trainer.run(configuration.config, repeat, callbacks)
+            if len(group) > 1 and self._can_batch(trainer, configuration):
+                runs = trainer.run_replicas(configuration.config, [repeat for *_, repeat in group], callbacks)
+                yield from zip(group, runs, strict=True)
+                continue
+            for job in group:
+                yield job, trainer.run(configuration.config, job[2], callbacks)
+
+    def _can_batch(self, trainer: RunTrainer, configuration: Configuration) -> bool:
+        reason = trainer.replicas_refusal(configuration.config)
+        if reason is not None and configuration.label not in self._told:
+            self._told.add(configuration.label)
+            logger.info(f"{configuration.label}: training its runs one at a time, not as replicas: {reason}")
+        return reason is None
+
+
+def replica_groups(jobs: Sequence[Job], size: int) -> Iterator[list[Job]]:
+    """The jobs in order, consecutive repeats of one configuration on one fold grouped `size` at a time."""
+    group: list[Job] = []
+    for job in jobs:
+        if group and (len(group) == size or _place(group[0]) != _place(job)):
+            yield group
+            group = []
+        group.append(job)
+    if group:
+        yield group
+
+
+def _place(job: Job) -> tuple[str, str]:
+    configuration, fold, _ = job
+    return configuration.config.key(), fold.name
 
 
 class ProcessBackend:
@@ -141,24 +178,26 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def choose_backend(device: str | None, workers: int | None, jobs: int, in_process: bool) -> Backend:
-    """Where `jobs` runs train when no backend is given: on a GPU or MPS in this process; on the CPU `workers`
-    at a time in worker processes (None: $HARLAB_WORKERS, else one per core), unless a callback needs the trained
-    models here (`in_process`) or one worker is asked for."""
+def choose_backend(device: str | None, workers: int | None, jobs: int, in_process: bool,
+                   replicas: int | None = None) -> Backend:
+    """Where `jobs` runs train when no backend is given: on a GPU or MPS in this process, repeats together as
+    `replicas`; on the CPU `workers` at a time in worker processes (None: $HARLAB_WORKERS, else one per core),
+    unless a callback needs the trained models here (`in_process`), one worker is asked for, or replicas are."""
     target = resolve_device(device)
     if workers is None and (variable := os.environ.get(WORKERS_VARIABLE)):
         if not variable.isdigit() or int(variable) < 1:
             raise HarlabError(f"{WORKERS_VARIABLE}={variable!r}: give a whole number of worker processes, at least 1")
         workers = int(variable)
-    if target.type != "cpu":
+    if target.type != "cpu" or (replicas or 1) > 1:
         if workers not in (None, 1):
-            raise HarlabError(f"workers={workers}: several worker processes train on the CPU only, not on "
-                              f"{target}; leave workers unset")
-        return LocalBackend(target)
+            where = f"on {target}" if target.type != "cpu" else f"beside replicas={replicas}"
+            raise HarlabError(f"workers={workers}: several worker processes train on the CPU only, not {where}; "
+                              "leave workers unset")
+        return LocalBackend(target, replicas)
     cores = available_cores()
     workers = min(workers or cores, jobs)
     if workers < 2 or in_process:
-        return LocalBackend(target)
+        return LocalBackend(target, replicas)
     threads = max(1, cores // workers)
     logger.info(f"training {workers} runs at a time, each in its own process on {threads} thread(s) "
                 "(workers=1 trains one at a time in this process)")

@@ -101,7 +101,7 @@ def run_experiment(spec: ExperimentSpec, data: WindowSet, out: Path, shared: Seq
             row = {**elsewhere[key, fold.name, repeat], "label": configuration.label, "swept": configuration.swept}
             stored(configuration, row, RunResult(**{k: row[k] for k in RunResult.__dataclass_fields__ if k in row}))
         in_process = any(getattr(c, "needs_models", False) for c in callbacks)
-        trainer = backend or choose_backend(spec.device, spec.workers, len(missing), in_process)
+        trainer = backend or choose_backend(spec.device, spec.workers, len(missing), in_process, spec.replicas)
         for (configuration, _, _), outcome in trainer.train(data, missing, callbacks):
             trained = outcome if isinstance(outcome, TrainedRun) else None
             run = outcome.result if isinstance(outcome, TrainedRun) else outcome

@@ -123,13 +123,15 @@ class ExperimentSpec(RunSettings):
     search: dict[str, SearchDimension] = Field(default_factory=dict)
     device: str | None = Field(default=None, description="Where runs train: auto (None), cpu, cuda, cuda:N or mps.")
     workers: int | None = Field(default=None, ge=1, description="Runs trained at once on a CPU; None: chosen.")
+    replicas: int | None = Field(default=None, ge=1, description="Repeats trained as one batched computation; "
+                                 "None: all of a configuration's on a GPU or MPS, 1 on a CPU.")
 
     @model_serializer(mode="wrap")
     def _omit_empty_search(self, handler: Any) -> dict[str, Any]:
-        """No search space, variants, device or workers, no such key: specs and records made before they existed
-        still match."""
+        """No search space, variants, device, workers or replicas, no such key: specs and records made before
+        they existed still match."""
         data = super()._omit_default_split(handler)
-        for key in ("search", "variants", "device", "workers"):
+        for key in ("search", "variants", "device", "workers", "replicas"):
             if not data.get(key):
                 data.pop(key, None)
         return data
@@ -270,11 +272,12 @@ def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> Experiment
 def training_spec(model: str = "cnn", *, dataset: str | None = None, dataset_options: dict[str, Any] | None = None,
                   repeats: int = 10, seed: int = 0, hyperparameters: dict[str, Any] | None = None,
                   split: str = "fixed", folds: int = 5, test_fraction: float = 0.3, early_stopping: int | None = None,
-                  device: str | None = None, workers: int | None = None, **settings: Any) -> ExperimentSpec:
+                  device: str | None = None, workers: int | None = None, replicas: int | None = None,
+                  **settings: Any) -> ExperimentSpec:
     """The one-configuration experiment of `harlab train` (and `harlab.train`): `settings` are TrainConfig's
     (None: the model's); `early_stopping` is a patience that also holds out 20 % of the training subjects to
-    validate on, unless `validation_split` or the model's own defaults say otherwise; `device` and `workers`
-    say where the runs train. A bad setting is one line naming it."""
+    validate on, unless `validation_split` or the model's own defaults say otherwise; `device`, `workers`
+    and `replicas` say where and how the runs train. A bad setting is one line naming it."""
     RUNS.check(repeats, f"repeats={repeats}", "train fewer repeats")
     resolve_device(device)  # a missing GPU is one line now, not after loading the data
     if split not in get_args(SplitKind):
@@ -287,6 +290,7 @@ def training_spec(model: str = "cnn", *, dataset: str | None = None, dataset_opt
         spec = ExperimentSpec(
             name=f"train-{model}", model=model, dataset=dataset, dataset_options=dataset_options or {},
             hyperparameters=hyperparameters or {}, repeats=repeats, seed=seed, device=device, workers=workers,
+            replicas=replicas,
             split=SplitSpec(kind=split) if split == "fixed" else SplitSpec(  # type: ignore[arg-type]
                 kind=split, folds=folds, test_fraction=test_fraction, seed=seed),  # type: ignore[arg-type]
             **{k: v for k, v in settings.items() if v is not None})

@@ -175,4 +175,4 @@ def _extends(previous: dict[str, Any], spec: dict[str, Any]) -> bool:
     """Whether `spec` trains every run of `previous` the same way, possibly with more variants after its own."""
     before, after = previous.get("variants", []), spec.get("variants", [])
     return after[:len(before)] == before and same_configuration(previous, spec, (
-        "repeats", "description", "tutorial", "variants", "device", "workers"))
+        "repeats", "description", "tutorial", "variants", "device", "workers", "replicas"))

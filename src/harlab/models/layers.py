@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Literal
 
 import torch
@@ -34,6 +35,19 @@ ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
 KERAS_EPSILON = 1e-7
 
 
+MaskSource = Callable[[torch.Tensor, float], torch.Tensor]
+mask_source: ContextVar[MaskSource | None] = ContextVar("mask_source", default=None)
+
+
+def dropout_mask(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Dropout's scaled keep-mask for x (0 with probability p, else 1/(1-p)), from the active `mask_source` when
+    one is set (harlab.training.replicas), else from one uniform draw per element of torch's generator, in
+    row-major order whatever x's memory layout."""
+    if (source := mask_source.get()) is not None:
+        return source(x, p)
+    return torch.rand(x.shape, dtype=x.dtype, device=x.device).ge_(p).mul_(1 / (1 - p))
+
+
 class Dropout(nn.Dropout):
     """nn.Dropout with a cheaper mask: one uniform draw per element compared with p in place, the same
     distribution as torch's `bernoulli_` at about a third of its cost on a CPU (benchmarks/step_speed.py; the
@@ -42,7 +56,7 @@ class Dropout(nn.Dropout):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0:
             return x
-        return x * torch.rand_like(x).ge_(self.p).mul_(1 / (1 - self.p))
+        return x * dropout_mask(x, self.p)
 
 
 class ConvOptions(BaseModel):

@@ -10,7 +10,7 @@ harlab.models.contract, and the loop reads only that contract.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -57,7 +57,7 @@ def _member_loss(loss_fn: nn.Module, logits: torch.Tensor, y: torch.Tensor, cont
     return loss_fn(logits, y)
 
 
-def _scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, steps_per_epoch: int
                ) -> torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau | None:
     if config.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, config.epochs * steps_per_epoch)
@@ -87,7 +87,7 @@ def _fit_self(model: SelfFitting, X: torch.Tensor, y: torch.Tensor, config: Trai
     return history
 
 
-def _check_classes(y: torch.Tensor) -> None:
+def check_classes(y: torch.Tensor) -> None:
     if len(present := torch.unique(y).tolist()) < 2:
         found = f"only one class (index {present[0]} of the dataset's classes)" if present else "no windows"
         raise HarlabError(f"{found} in the training windows; a classifier needs at least two classes; train on "
@@ -108,7 +108,7 @@ def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor, config: TrainConfig,
     """
     if config.patience is not None and validation is None:
         raise ValueError("early stopping (patience) needs a validation set")
-    _check_classes(y)
+    check_classes(y)
     hooks = [*callbacks, *([EarlyStopping(config.patience)] if config.patience is not None else [])]
     contract = Contract.of(model)
     if contract.self_fitting:  # one closed-form fit on the CPU: nothing to stop early
@@ -126,9 +126,9 @@ def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor, config: TrainConfig,
     X, y = X.to(target), y.to(target)
     if validation is not None:
         validation = validation[0].to(target), validation[1].to(target)
-    optimizer = _optimizer(model, config, target)
+    optimizer = make_optimizer(model.parameters(), config, target)
     scaler = gradient_scaler(target, config.precision)
-    scheduler = _scheduler(optimizer, config, -(-len(X) // config.batch_size))
+    scheduler = make_scheduler(optimizer, config, -(-len(X) // config.batch_size))
     loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
     state = FitState(model, config.epochs, History(device=str(target), precision=config.precision))
     history = state.history
@@ -148,7 +148,7 @@ def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor, config: TrainConfig,
             with autocast(target, config.precision):
                 logits = model(xb)
                 loss = _with_penalty(_member_loss(loss_fn, logits, yb, contract), contract)
-            _step(loss, optimizer, scaler)
+            take_step(loss, optimizer, scaler)
             contract.constrain()
             if isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
                 scheduler.step()
@@ -172,14 +172,15 @@ def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor, config: TrainConfig,
     return history
 
 
-def _optimizer(model: nn.Module, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+def make_optimizer(parameters: Iterable[torch.Tensor], config: TrainConfig, device: torch.device
+               ) -> torch.optim.Optimizer:
     """Keras-equivalent Adam (AdamW's decoupled decay, off by default) as one fused kernel over all parameters
     where torch has one for `device` (benchmarks/step_speed.py: the per-tensor loop was ~14 % of a CNN step)."""
-    return torch.optim.AdamW(model.parameters(), lr=config.learning_rate, eps=KERAS_ADAM_EPS,
+    return torch.optim.AdamW(parameters, lr=config.learning_rate, eps=KERAS_ADAM_EPS,
                              weight_decay=config.weight_decay, fused=device.type in FUSED_ADAM_DEVICES)
 
 
-def _step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
+def take_step(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler | None) -> None:
     if scaler is None:
         loss.backward()
         optimizer.step()

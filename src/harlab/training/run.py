@@ -3,7 +3,7 @@
 `prepare` holds out the run's validation subjects, fits the standardizer on what is left and makes the tensors;
 `fit_run` builds the model from its seed and fits it. Every entry point trains through `fit_run`: `harlab
 train`, experiments (in this process or as Ray tasks), `harlab tune`'s trials, bundle saving and
-`HARClassifier.fit`.
+`HARClassifier.fit`; `fit_replica_runs` fits several seeds of one configuration at once, each as `fit_run` would.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from harlab.training.augment import Augmenter
 from harlab.training.callbacks import Callback, History
 from harlab.training.config import TrainConfig
 from harlab.training.loop import fit, to_tensor
+from harlab.training.replicas import fit_replicas
 
 
 def holdout_subjects(train: WindowSet, fraction: float, seed: int) -> list[int]:
@@ -92,8 +93,25 @@ def fit_run(prepared: PreparedData, model_name: str, hyperparameters: dict[str, 
     """Build `model_name` for `shape` (channels, timesteps, classes) with the run's seed and fit it on
     `prepared` on `device` (see harlab.training.device); the seed fixes the weights, the shuffling, the dropout
     and the augmentation on a CPU."""
-    torch.manual_seed(seed)
-    model = create_model(model_name, *shape, **hyperparameters)
+    model = build_model(model_name, hyperparameters, seed, shape)
     history = fit(model, prepared.X_fit, prepared.y_fit, config, seed, validation=prepared.validation,
                   augment=prepared.augment, callbacks=callbacks, device=device)
     return FittedRun(model, history, prepared)
+
+
+def build_model(model_name: str, hyperparameters: dict[str, object], seed: int, shape: tuple[int, int, int]
+                ) -> nn.Module:
+    """`model_name` for `shape` (channels, timesteps, classes), its weights initialised from `seed`."""
+    torch.manual_seed(seed)
+    return create_model(model_name, *shape, **hyperparameters)
+
+
+def fit_replica_runs(prepared: PreparedData, model_name: str, hyperparameters: dict[str, object],
+                     config: TrainConfig, seeds: Sequence[int], shape: tuple[int, int, int],
+                     callbacks: Sequence[Callback] = (), device: torch.device | str | None = "cpu") -> list[FittedRun]:
+    """`fit_run` for each of `seeds` (runs with no validation set), trained together as replicas
+    (harlab.training.replicas): the same models within float tolerance, in one batched computation."""
+    models = [build_model(model_name, hyperparameters, seed, shape) for seed in seeds]
+    histories = fit_replicas(models, prepared.X_fit, prepared.y_fit, config, seeds, augment=prepared.augment,
+                             callbacks=[callbacks] * len(seeds), device=device)
+    return [FittedRun(model, history, prepared) for model, history in zip(models, histories, strict=True)]
