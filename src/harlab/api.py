@@ -128,7 +128,8 @@ class Results:
         row = {run_place(r): r for r in self.store.rows()}.get((config.key(), place.name, repeat), {})
         with torch_threads(row.get("threads")):  # the recorded run's threads and device give its numbers again
             trained = train_run(data, config, repeat, place, device=_device_like(row.get("device")))
-        save_run_bundle(Path(to), trained.model, config, data, trained.standardizer, trained.result)
+        save_run_bundle(Path(to), trained.model, config, data, trained.standardizer, trained.result,
+                        place.apply(data)[0])
         return SavedRun(Path(to), chosen.label, place.name, trained.result.accuracy, row.get("accuracy"),
                         row.get("replicas", 1))
 
@@ -188,8 +189,10 @@ class BundleSaver(ExperimentCallback):
 
     def on_run_end(self, run: FinishedRun) -> None:
         if run.trained is not None and run.result.repeat == self.repeat and self.saved is None:
-            self.saved = save_run_bundle(self.to, run.trained.model, run.configuration.config, self.data,
-                                         run.trained.standardizer, run.result)
+            config = run.configuration.config
+            place = next(f for f in folds(self.data, config.split) if f.name == run.result.fold)
+            self.saved = save_run_bundle(self.to, run.trained.model, config, self.data, run.trained.standardizer,
+                                         run.result, place.apply(self.data)[0])
 
 
 class ChannelsFigure(ExperimentCallback):

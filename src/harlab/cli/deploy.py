@@ -53,7 +53,9 @@ def predict_command(
                                                "column.")] = None,
     step: Annotated[int | None, typer.Option(min=1, help="Samples between windows (default: half a window).")
                     ] = None,
-    smoothing: Annotated[int, typer.Option(min=1, help="Average probabilities over this many windows.")] = 5,
+    smoothing: Annotated[str, typer.Option(help="Average probabilities over this many windows (1: none), or hmm: "
+                                           "decode them with the bundle's hidden Markov model of how the training "
+                                           "activities followed each other (Viterbi).")] = "5",
     out: Annotated[Path | None, typer.Option(help="Timeline CSV (start, end, activity, confidence, windows).",
                                              dir_okay=False)] = None,
     windows_out: Annotated[Path | None, typer.Option("--windows", help="Per-window CSV with every class's "
@@ -62,13 +64,16 @@ def predict_command(
                                               dir_okay=False)] = None,
 ) -> None:
     """Predict the activities of a long unlabeled recording: a timeline of segments."""
-    from harlab.deploy.predict import open_model, predict, read_model_input, timeline
+    from harlab.deploy.predict import open_model, parse_smoothing, predict, read_model_input, timeline
     from harlab.files import atomic_write_bytes
     from harlab.reports.plots import save_figure, timeline_figure
 
+    decoding = parse_smoothing(smoothing)
     loaded = open_model(model)
+    if decoding == "hmm":
+        loaded.hidden_markov_model()  # refused before the recording is read
     samples = read_model_input(loaded, recording, time_column=time_column, rate=rate)
-    windows = predict(loaded, samples, rate=loaded.sampling_rate, time_column=None, step=step, smoothing=smoothing)
+    windows = predict(loaded, samples, rate=loaded.sampling_rate, time_column=None, step=step, smoothing=decoding)
     segments = timeline(windows)
     for row in segments.itertuples(index=False):
         print(f"{row.start:9.2f} – {row.end:9.2f} s  {row.activity:<20} {row.confidence:.2f}")

@@ -27,6 +27,7 @@ from torch import nn
 
 from harlab.data.fetch import regular_file
 from harlab.data.transforms import Standardizer
+from harlab.deploy.hmm import Transitions
 from harlab.environment import describe_environment, now_iso
 from harlab.errors import DataError, HarlabError
 from harlab.files import atomic_directory, atomic_write_json, sha256_file, umask
@@ -61,6 +62,24 @@ class Preprocessing(_Strict):
     accelerometer: list[str] = []
 
 
+Probability = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+
+
+class TransitionTable(_Strict):
+    """How the training windows' activities followed each other (harlab.deploy.hmm): transition probabilities
+    between windows `step` samples apart (each row summing to 1) and the class priors."""
+
+    step: int = Field(gt=0)
+    matrix: list[list[Probability]]
+    priors: list[Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]]
+
+    @model_validator(mode="after")
+    def _stochastic(self) -> TransitionTable:
+        if any(abs(sum(row) - 1) > 1e-3 for row in [*self.matrix, self.priors]):
+            raise ValueError("the transition matrix's rows and the priors must each sum to 1")
+        return self
+
+
 class ModelInput(_Strict):
     """What using a model needs, as a bundle's manifest or an ONNX file's metadata declares it."""
 
@@ -70,6 +89,7 @@ class ModelInput(_Strict):
     step: int = Field(gt=0)
     sampling_rate: float = Field(gt=0, allow_inf_nan=False)
     preprocessing: Preprocessing | None = None
+    transitions: TransitionTable | None = None
 
     @model_validator(mode="after")
     def _pipeline_makes_the_channels(self) -> ModelInput:
@@ -81,6 +101,9 @@ class ModelInput(_Strict):
             if missing := [c for c in self.channels if c not in made]:
                 raise ValueError(f"field preprocessing: the uci-har pipeline does not make channel(s) "
                                  f"{', '.join(missing[:3])} from raw_channels")
+        table, n = self.transitions, len(self.classes)
+        if table is not None and {len(table.priors), len(table.matrix), *map(len, table.matrix)} != {n}:
+            raise ValueError(f"field transitions: not a {n} × {n} matrix with {n} priors, one per class")
         return self
 
 
@@ -157,9 +180,11 @@ def cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
 def save_bundle(directory: Path, model: nn.Module, *, model_name: str, hyperparameters: dict[str, Any],
                 channels: list[str], window: int, step: int, sampling_rate: float, classes: list[str],
                 standardizer: Standardizer | None, metrics: dict[str, Any], provenance: dict[str, Any],
-                training: dict[str, Any], preprocessing: dict[str, Any] | None = None) -> Path:
+                training: dict[str, Any], preprocessing: dict[str, Any] | None = None,
+                transitions: Transitions | None = None) -> Path:
     """Write a bundle folder atomically (replacing one that exists); return its path. `preprocessing` says how
-    raw recordings become the model's channels (see `preprocessing_of`)."""
+    raw recordings become the model's channels (see `preprocessing_of`); `transitions`, how the training
+    windows' activities followed each other (for `harlab predict --smoothing hmm`)."""
     with atomic_directory(directory, "bundle") as tmp:
         weights = tmp / WEIGHTS
         save_file(cpu_state_dict(model), str(weights))
@@ -170,7 +195,8 @@ def save_bundle(directory: Path, model: nn.Module, *, model_name: str, hyperpara
             "standardization": standardizer.to_dict() if standardizer else None,
             "preprocessing": preprocessing or {"pipeline": "none"}, "metrics": metrics,
             "training": training, "provenance": provenance, "environment": describe_environment(),
-            "created": now_iso(), "weights_sha256": sha256_file(weights)}
+            "created": now_iso(), "weights_sha256": sha256_file(weights),
+            "transitions": transitions.to_dict() if transitions else None}
         atomic_write_json(tmp / MANIFEST, manifest)
     return directory
 
@@ -237,9 +263,10 @@ def _model_of(manifest: dict[str, Any], manifest_path: Path) -> nn.Module:
 
 
 def save_run_bundle(directory: Path, model: nn.Module, config: Any, data: Any, standardizer: Standardizer | None,
-                    run: Any) -> Path:
+                    run: Any, train: Any) -> Path:
     """The bundle of one finished run of `harlab train`: `config` a RepeatConfig, `data` the WindowSet it
-    trained on, `run` its RunResult."""
+    trained on, `run` its RunResult, `train` its training windows (in recording order: the activities'
+    transitions are counted on them, subject by subject)."""
     from dataclasses import asdict
 
     metrics = {"accuracy": run.accuracy, "macro_f1": run.macro_f1, "per_class": run.per_class,
@@ -249,7 +276,8 @@ def save_run_bundle(directory: Path, model: nn.Module, config: Any, data: Any, s
                        channels=list(data.channels), window=data.window, step=data.step,
                        sampling_rate=data.sampling_rate, classes=list(data.classes), standardizer=standardizer,
                        metrics=metrics, provenance=asdict(data.provenance),
-                       training=config.model_dump(mode="json"), preprocessing=preprocessing_of(data))
+                       training=config.model_dump(mode="json"), preprocessing=preprocessing_of(data),
+                       transitions=Transitions.count(train.y, train.subject, len(data.classes), data.step))
 
 
 def preprocessing_of(data: Any) -> dict[str, Any]:

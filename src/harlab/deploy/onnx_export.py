@@ -70,7 +70,8 @@ def export_onnx(bundle: Bundle, path: Path, flat_input: bool = False) -> Path:
     manifest = bundle.manifest
     metadata = {"model": manifest["model"], "channels": bundle.channels, "classes": bundle.classes,
                 "window": bundle.window, "step": manifest["step"], "sampling_rate": manifest["sampling_rate"],
-                "preprocessing": manifest.get("preprocessing") or {"pipeline": "none"}, "flat_input": flat_input}
+                "preprocessing": manifest.get("preprocessing") or {"pipeline": "none"}, "flat_input": flat_input,
+                "transitions": manifest.get("transitions")}
     onnx.helper.set_model_props(model, {ONNX_METADATA: json.dumps(metadata), "classes": ",".join(bundle.classes),
                                         "channels": ",".join(bundle.channels)})
     onnx.checker.check_model(model, full_check=True)

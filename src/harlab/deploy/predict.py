@@ -1,9 +1,11 @@
 """Activity timelines from long unlabeled recordings, with a trained bundle or its ONNX export.
 
 A recording's samples (at the model's sampling rate) are cut into windows of the model's length every `step`
-samples; each window gets class probabilities; the probabilities are smoothed over `smooth` consecutive windows
-(centered mean); consecutive windows with the same activity become one segment of the timeline. A stream
-predictor does the same sample by sample, as a phone app would.
+samples; each window gets class probabilities; the probabilities are smoothed over `smoothing` consecutive
+windows (centered mean), or decoded with the hidden Markov model of how the training windows' activities
+followed each other (`smoothing="hmm"`, harlab.deploy.hmm: Viterbi, and each window's forward-backward
+posterior); consecutive windows with the same activity become one segment of the timeline. A stream predictor
+does the same sample by sample, as a phone app would (a trailing mean, or the forward posterior).
 
 Models trained on UCI HAR-style windows (total_acc, body_acc, body_gyro) take the raw recording (acc and gyro
 axes) and apply the same filters and gravity split first, on the whole recording offline and on a sliding
@@ -16,7 +18,7 @@ import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -24,10 +26,12 @@ import torch
 
 from harlab.data.fetch import regular_file
 from harlab.data.signals import Recording, UciHarPipeline, window_starts
+from harlab.deploy.hmm import Transitions
 from harlab.deploy.onnx_export import ONNX_METADATA
 from harlab.errors import DataError, HarlabError
 
 STREAM_CONTEXT_WINDOWS = 4  # filter context kept while streaming a UCI HAR-style model
+Smoothing = int | Literal["hmm"]
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,17 @@ class WindowModel:
     sampling_rate: float
     preprocessing: dict[str, Any]
     probabilities: Callable[[np.ndarray], np.ndarray] = field(repr=False)
+    transitions: Transitions | None = None
+
+    def hidden_markov_model(self) -> Transitions:
+        """How the training windows' activities followed each other; a one-line refusal for a model saved
+        without it."""
+        if self.transitions is None:
+            raise DataError(self.source, "has no transition matrix of the training activities (saved by an older "
+                            "harlab, or by HARClassifier, which does not see recordings in order)",
+                            "save it again from its results (harlab experiment save), or smooth with a number "
+                            "of windows")
+        return self.transitions
 
     def input_columns(self, names: tuple[str, ...], where: str | Path) -> tuple[str, ...]:
         """The columns of a recording (named `names`) this model reads: its own channels where all are there,
@@ -96,8 +111,10 @@ def open_model(path: Path) -> WindowModel:
             with torch.no_grad():
                 return torch.softmax(bundle.model(bundle.prepare(X)), dim=-1).numpy()
 
+        table = manifest.get("transitions")
         return WindowModel(str(path), tuple(bundle.channels), tuple(bundle.classes), bundle.window,
-                           float(manifest["sampling_rate"]), manifest.get("preprocessing") or {}, probabilities)
+                           float(manifest["sampling_rate"]), manifest.get("preprocessing") or {}, probabilities,
+                           Transitions.from_dict(table) if table else None)
     fix = ("pass a bundle folder saved after training (the `save` setting) or an ONNX file exported from one "
            "(the `onnx` setting)")
     if path.suffix != ".onnx" or not (path.exists() or path.is_symlink()):
@@ -135,8 +152,9 @@ def open_model(path: Path) -> WindowModel:
         return session.run(None, {name: X.astype(np.float32)})[0]
 
     preprocessing = spec.preprocessing.model_dump() if spec.preprocessing else {}
+    table = spec.transitions
     return WindowModel(str(path), tuple(spec.channels), tuple(spec.classes), spec.window, spec.sampling_rate,
-                       preprocessing, onnx_probabilities)
+                       preprocessing, onnx_probabilities, Transitions.from_dict(table.model_dump()) if table else None)
 
 
 def smooth(probabilities: np.ndarray, windows: int) -> np.ndarray:
@@ -147,10 +165,29 @@ def smooth(probabilities: np.ndarray, windows: int) -> np.ndarray:
     return frame.rolling(windows, center=True, min_periods=1).mean().to_numpy()
 
 
-def predict_signals(model: WindowModel, signals: np.ndarray, step: int | None = None, smoothing: int = 1,
+def parse_smoothing(text: str) -> Smoothing:
+    """`--smoothing`: a number of windows (at least 1) or hmm; a one-line refusal otherwise."""
+    if text.strip().lower() == "hmm":
+        return "hmm"
+    if text.strip().isdigit() and int(text) >= 1:
+        return int(text)
+    raise HarlabError(f"--smoothing {text!r}: give a number of windows (1: none) or hmm")
+
+
+def decode(model: WindowModel, probabilities: np.ndarray, step: int, smoothing: Smoothing
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """(activity index per window, smoothed probabilities [n, classes]) of windows `step` samples apart."""
+    if smoothing == "hmm":
+        transitions = model.hidden_markov_model()
+        return transitions.viterbi(probabilities, step), transitions.posteriors(probabilities, step)
+    smoothed = smooth(probabilities, smoothing)
+    return smoothed.argmax(1), smoothed
+
+
+def predict_signals(model: WindowModel, signals: np.ndarray, step: int | None = None, smoothing: Smoothing = 1,
                     batch_size: int = 256) -> pd.DataFrame:
     """Per-window predictions for model-ready signals [n, channels] at the model's rate: start and end (s),
-    activity and confidence after smoothing, and every class's smoothed probability."""
+    activity and confidence after smoothing (`decode`), and every class's smoothed probability."""
     step = step or model.window // 2
     starts = window_starts(len(signals), model.window, step)
     if len(starts) == 0:
@@ -158,11 +195,11 @@ def predict_signals(model: WindowModel, signals: np.ndarray, step: int | None = 
     index = starts[:, None] + np.arange(model.window)[None, :]
     parts = [model.window_probabilities(signals[index[i:i + batch_size]].astype(np.float32))
              for i in range(0, len(index), batch_size)]
-    probabilities = smooth(np.concatenate(parts), smoothing)
-    best = probabilities.argmax(1)
+    best, probabilities = decode(model, np.concatenate(parts), step, smoothing)
     frame = pd.DataFrame({"start": starts / model.sampling_rate,
                           "end": (starts + model.window) / model.sampling_rate,
-                          "activity": np.array(model.classes)[best], "confidence": probabilities.max(1)})
+                          "activity": np.array(model.classes)[best],
+                          "confidence": probabilities[np.arange(len(best)), best]})
     for i, name in enumerate(model.classes):
         frame[f"p_{name}"] = probabilities[:, i]
     return frame
@@ -181,7 +218,7 @@ def timeline(windows: pd.DataFrame) -> pd.DataFrame:
 
 
 def predict(model: str | Path | WindowModel, recording: pd.DataFrame, *, rate: float | None = None,
-            time_column: str | None = "time", step: int | None = None, smoothing: int = 1) -> pd.DataFrame:
+            time_column: str | None = "time", step: int | None = None, smoothing: Smoothing = 1) -> pd.DataFrame:
     """Per-window predictions (see `predict_signals`) for a recording as a DataFrame of samples (a time column
     and signal columns named like the model's inputs or its raw acc/gyro channels). Samples must be at the
     model's rate; `rate` states the recording's own rate when there is no time column to check it by."""
@@ -220,7 +257,7 @@ def read_model_input(model: WindowModel, path: Path, *, time_column: str = "time
 
 
 def predict_file(model: WindowModel, path: Path, *, time_column: str = "time", rate: float | None = None,
-                 step: int | None = None, smoothing: int = 1) -> pd.DataFrame:
+                 step: int | None = None, smoothing: Smoothing = 1) -> pd.DataFrame:
     """Per-window predictions (see `predict_signals`) for a recording file (see `read_model_input`)."""
     samples = read_model_input(model, path, time_column=time_column, rate=rate)
     return predict(model, samples, rate=model.sampling_rate, time_column=None, step=step, smoothing=smoothing)
@@ -241,11 +278,14 @@ class StreamPrediction:
 class StreamPredictor:
     """Consumes samples as they arrive and emits a prediction for every completed window (every `step` samples
     once the first window is full), smoothed over the last `smoothing` windows (trailing mean: a stream cannot
-    look ahead)."""
+    look ahead) or, for "hmm", the forward posterior of the model's hidden Markov model."""
 
-    def __init__(self, model: WindowModel, names: tuple[str, ...], step: int | None = None, smoothing: int = 1):
+    def __init__(self, model: WindowModel, names: tuple[str, ...], step: int | None = None,
+                 smoothing: Smoothing = 1):
         self.model, self.names = model, names
         self.step, self.smoothing = step or model.window // 2, smoothing
+        self.transitions = model.hidden_markov_model() if smoothing == "hmm" else None
+        self.belief: np.ndarray | None = None
         raw_only = not all(c in names for c in model.channels)
         self.context = model.window * (STREAM_CONTEXT_WINDOWS if raw_only else 1)
         self.buffer = np.empty((0, len(names)))
@@ -263,11 +303,18 @@ class StreamPredictor:
             context = self.buffer[max(0, offset - self.context):offset]
             signals = self.model.model_signals(context, self.names, "stream")
             window = signals[-self.model.window:][None].astype(np.float32)
-            self.recent = [*self.recent, self.model.window_probabilities(window)[0]][-self.smoothing:]
-            mean = np.mean(self.recent, axis=0)
+            smoothed = self._smoothed(self.model.window_probabilities(window))
             yield StreamPrediction(self.next_end - self.model.window, self.next_end - 1,
-                                   self.model.classes[int(mean.argmax())], float(mean.max()), mean)
+                                   self.model.classes[int(smoothed.argmax())], float(smoothed.max()), smoothed)
             self.next_end += self.step
+
+
+    def _smoothed(self, probabilities: np.ndarray) -> np.ndarray:
+        if self.transitions is not None:
+            self.belief = self.transitions.filtered(probabilities, self.step, self.belief)[0]
+            return self.belief
+        self.recent = [*self.recent, probabilities[0]][-int(self.smoothing):]
+        return np.mean(self.recent, axis=0)
 
 
 def timeline_agreement(segments: pd.DataFrame, labels: np.ndarray, sampling_rate: float,
