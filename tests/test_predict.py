@@ -86,21 +86,6 @@ def test_a_non_model_path_is_refused(tmp_path: Path) -> None:
         open_model(tmp_path / "x.txt")
 
 
-@pytest.fixture(scope="module")
-def hapt_bundle(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small CNN trained on the hapt training subjects (3 epochs), saved as a bundle."""
-    from typer.testing import CliRunner
-
-    from harlab.cli import app
-
-    out = tmp_path_factory.mktemp("bundle")
-    result = CliRunner().invoke(app, ["train", "--dataset", "hapt", "--data-dir", str(real_data), "--model",
-                                      "cnn", "--param", "filters=16", "--repeats", "1", "--epochs", "3",
-                                      "--save", str(out / "cnn"), "--out", str(out / "train")])
-    assert result.exit_code == 0, result.output
-    return out / "cnn"
-
-
 def test_predicting_the_test_windows_reproduces_the_recorded_accuracy(hapt_bundle: Path, real_data: Path,
                                                                      tmp_path: Path) -> None:
     from harlab.data.datasets import load_dataset
