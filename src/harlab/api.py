@@ -90,18 +90,20 @@ class Results:
 
     @property
     def runs(self) -> pd.DataFrame:
-        """One row per finished run: configuration label, fold, repeat, seed, accuracy and macro-F1 (fractions),
-        fit seconds, parameters, and the swept settings."""
+        """One row per finished run: configuration label, fold, repeat, seed, accuracy, macro-F1 and balanced
+        accuracy (fractions; None for runs recorded before it), fit seconds, parameters, and the swept settings."""
         rows = [{"label": row["label"], "fold": row.get("fold", "fixed"), "repeat": row["repeat"],
                  "seed": row["seed"], "accuracy": row["accuracy"], "macro_f1": row["macro_f1"],
+                 "balanced_accuracy": row.get("balanced_accuracy"),
                  "fit_seconds": row["fit_seconds"], "parameters": row["parameters"], **row.get("swept", {})}
                 for row in self.store.rows()]
         return pd.DataFrame(rows)
 
     def summary(self) -> pd.DataFrame:
-        """Per configuration: runs, mean and std of accuracy (percent), its 95 % CI, mean macro-F1, seconds per fit,
-        parameters and the tutorial's reported mean, in the spec's order."""
+        """Per configuration: runs, mean and std of accuracy (percent), its 95 % CI, mean macro-F1 and balanced
+        accuracy, seconds per fit, parameters and the tutorial's reported mean, in the spec's order."""
         return pd.DataFrame([{"label": c.label, **asdict(c.summary), "macro_f1": c.macro_f1,
+                              "balanced_accuracy": c.balanced_accuracy,
                               "fit_seconds": c.fit_seconds, "parameters": c.parameters, "tutorial": c.tutorial}
                              for c in self.analysis().configurations]).set_index("label")
 

@@ -36,12 +36,12 @@ class HARClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     """A registered model (`model`, see `harlab.list_models()`) as a scikit-learn classifier.
 
     Every training setting (epochs, batch_size, learning_rate, validation_split, patience, schedule,
-    weight_decay, label_smoothing, augment, standardize, precision) defaults to None, meaning the model's own (its
-    tutorial's, or the modern recipe); `hyperparameters` are the model's (e.g. {"filters": 128}); an integer
-    `random_state` is the run's seed (the same numbers as `harlab train --seed` on the same windows), None draws
-    one from NumPy's global generator. `device` is where it trains and predicts (auto, cpu, cuda, cuda:N, mps;
-    None: auto); `precision` fp32, bf16 or fp16 (see harlab.training.device). `callbacks` watch the fit
-    (harlab.training.callbacks).
+    weight_decay, label_smoothing, augment, standardize, precision, class_weight, sampler) defaults to None,
+    meaning the model's own (its tutorial's, or the modern recipe); `hyperparameters` are the model's (e.g.
+    {"filters": 128}); an integer `random_state` is the run's seed (the same numbers as `harlab train --seed` on
+    the same windows), None draws one from NumPy's global generator. `device` is where it trains and predicts
+    (auto, cpu, cuda, cuda:N, mps; None: auto); `precision` fp32, bf16 or fp16 (see harlab.training.device).
+    `callbacks` watch the fit (harlab.training.callbacks).
     """
 
     def __init__(self, model: str = "cnn", **params: Any):

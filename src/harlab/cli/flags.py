@@ -58,6 +58,8 @@ FLAGS: dict[str, str] = {
     "schedule": "--schedule",
     "weight_decay": "--weight-decay",
     "label_smoothing": "--label-smoothing",
+    "class_weight": "--class-weight",
+    "sampler": "--sampler",
     "augment": "--augment",
     "split": "--cv",
     "folds": "--folds",

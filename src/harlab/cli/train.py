@@ -26,6 +26,7 @@ from harlab.cli.common import (
     set_threads,
 )
 from harlab.console import say
+from harlab.errors import HarlabError
 
 
 @app.command("train")
@@ -56,6 +57,10 @@ def train(
     augment: Annotated[str | None, typer.Option(help="Comma-separated augmentations of training batches: jitter, "
                                                 "scaling, time_warp, rotation; 'none' for none; default: the "
                                                 "model's.")] = None,
+    class_weight: Annotated[str | None, typer.Option(help="Weigh each window's loss by its class: balanced, or "
+                                                     "NAME=WEIGHT,... (1 for classes not named).")] = None,
+    sampler: Annotated[str | None, typer.Option(help="Each epoch's windows: shuffle, or balanced (drawn with "
+                                                "replacement, every class equally likely).")] = None,
     cv: Annotated[str, typer.Option(help="Subject-wise split: fixed (the dataset's own), holdout, kfold or "
                                     "loso (leave one subject out).")] = "fixed",
     folds: Annotated[int, typer.Option(min=2, help="Folds for --cv kfold.")] = 5,
@@ -87,7 +92,7 @@ def train(
         "standardize": standardize, "epochs": epochs, "batch_size": batch_size, "validation_split": validation_split,
         "patience": patience, "schedule": schedule, "weight_decay": weight_decay, "label_smoothing": label_smoothing,
         "augment": None if augment is None else [a for a in augment.split(",") if a not in ("", "none")],
-        "precision": precision}
+        "precision": precision, "class_weight": parse_class_weight(class_weight), "sampler": sampler}
     spec = api.training_spec(model, dataset=dataset, repeats=repeats, seed=seed,
                                     hyperparameters=parse_params(param), split=cv, folds=folds,
                                     test_fraction=test_fraction, early_stopping=early_stopping, device=device,
@@ -105,9 +110,24 @@ def train(
     _print_summary(results, save, save_repeat)
 
 
+def parse_class_weight(text: str | None) -> str | dict[str, float] | None:
+    """`--class-weight`: balanced, or NAME=WEIGHT pairs separated by commas; a one-line refusal otherwise."""
+    if text is None or text.strip() == "balanced":
+        return text and text.strip()
+    weights = {}
+    for pair in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = pair.partition("=")
+        try:
+            weights[name.strip()] = float(value)
+        except ValueError:
+            raise HarlabError(f"--class-weight {text!r}: give balanced or NAME=WEIGHT,... (found {pair!r})") from None
+    return weights
+
+
 def _run_line(run: Any) -> str:
     fold = "" if run.fold == "fixed" else f"{run.fold} "
-    return f">{fold}#{run.repeat}: {run.accuracy * 100:.3f}"
+    balanced = "" if run.balanced_accuracy is None else f"  (balanced {run.balanced_accuracy * 100:.3f})"
+    return f">{fold}#{run.repeat}: {run.accuracy * 100:.3f}{balanced}"
 
 
 def _print_summary(results: Any, save: Path | None, save_repeat: int) -> None:

@@ -10,12 +10,14 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 
 @dataclass(frozen=True)
 class Scores:
-    """Accuracy and macro-F1 (fractions), per-class precision/recall/F1, and the confusion matrix."""
+    """Accuracy and macro-F1 (fractions), per-class precision/recall/F1, the confusion matrix, and the balanced
+    accuracy (the mean recall of the classes present)."""
 
     accuracy: float
     macro_f1: float
     per_class: dict[str, dict[str, float]]
     confusion: list[list[int]]
+    balanced_accuracy: float
 
 
 def score(y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...]) -> Scores:
@@ -26,7 +28,8 @@ def score(y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...]) -> S
                  for name, p, r, f, s in zip(classes, precision, recall, f1, support, strict=True)}
     return Scores(float(accuracy_score(y_true, y_pred)),
                   float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
-                  per_class, confusion_matrix(y_true, y_pred, labels=labels).tolist())
+                  per_class, confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+                  float(np.mean(recall[support > 0])) if (support > 0).any() else float("nan"))
 
 
 def classification_report_lines(per_class: dict[str, dict[str, float]], confusion: list[list[int]]) -> list[str]:

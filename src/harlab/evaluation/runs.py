@@ -48,6 +48,7 @@ class RunResult:
     threads: int | None = None  # torch's CPU threads: a CPU run's numbers depend on them
     workers: int = 1  # runs trained at once beside it on this machine: its share of the machine is 1/workers
     replicas: int = 1  # runs trained with it as one batched computation; fit_seconds is its share of the batch
+    balanced_accuracy: float | None = None  # the mean recall of the test classes (None in rows recorded before)
 
 
 @dataclass
@@ -137,6 +138,7 @@ class RunTrainer:
                            history.fit_seconds, count_parameters(fitted.model),
                            prepared.standardizer.to_dict() if prepared.standardizer else None, self.fold.name,
                            windows_per_second, history.device, history.precision, torch.get_num_threads())
+        result.balanced_accuracy = scores.balanced_accuracy
         return TrainedRun(fitted.model, prepared.standardizer, result)
 
 

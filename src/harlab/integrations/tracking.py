@@ -287,7 +287,8 @@ class ExperimentTracker(ExperimentCallback):
         metrics = [Metric(name, float(value), now, epoch) for name in EPOCH_METRICS
                    for epoch, value in enumerate(run.history.get(name, []), 1)]
         metrics += [Metric(name, float(value), now, 0) for name, value in
-                    (("test_accuracy", run.accuracy), ("macro_f1", run.macro_f1), ("fit_seconds", run.fit_seconds))]
+                    (("test_accuracy", run.accuracy), ("macro_f1", run.macro_f1), ("fit_seconds", run.fit_seconds),
+                     ("balanced_accuracy", run.balanced_accuracy)) if value is not None]
         for i in range(0, len(params_list), MAX_PARAMS_PER_BATCH):
             self.client.log_batch(run_id, params=params_list[i:i + MAX_PARAMS_PER_BATCH])
         for i in range(0, len(metrics), MAX_METRICS_PER_BATCH):

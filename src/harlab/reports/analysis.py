@@ -25,6 +25,7 @@ class ConfigurationResult:
     tutorial: float | None
     parameters: int
     inference_windows_per_second: float | None
+    balanced_accuracy: float | None = None  # mean, percent; None where a run was recorded without it
 
     def accuracies(self) -> list[float]:
         return [row["accuracy"] * 100 for row in self.rows]
@@ -75,7 +76,8 @@ def analyze(store: ResultsStore) -> ExperimentResult:
             configuration.label, mine, describe([row["accuracy"] for row in mine]),
             float(np.mean([row["macro_f1"] for row in mine])) * 100,
             float(np.mean([row["fit_seconds"] for row in mine])),
-            spec.tutorial.accuracy.get(configuration.label), mine[0]["parameters"], _mean_speed(mine)))
+            spec.tutorial.accuracy.get(configuration.label), mine[0]["parameters"], _mean_speed(mine),
+            _mean_percent([row.get("balanced_accuracy") for row in mine])))
     comparisons = compare_all({c.label: [row["accuracy"] for row in c.rows] for c in results})
     ranks = rank_test({c.label: {(row.get("fold", "fixed"), row["repeat"]): row["accuracy"] for row in c.rows}
                        for c in results})
@@ -83,6 +85,11 @@ def analyze(store: ResultsStore) -> ExperimentResult:
     runs_per_configuration = spec.repeats * max(1, len(dataset.get("folds", {})))  # a cross-validation's folds
     return ExperimentResult(spec.name, spec, dataset, store.environment(), results, comparisons, ranks,
                             len(spec.configurations()) * runs_per_configuration)
+
+
+def _mean_percent(values: list[float | None]) -> float | None:
+    """The mean of fractions, in percent; None when a run lacks the value (recorded before it existed)."""
+    return None if not values or None in values else float(np.mean(values)) * 100  # type: ignore[arg-type]
 
 
 def _mean_speed(rows: list[dict[str, Any]]) -> float | None:
@@ -127,6 +134,7 @@ def ranking_lines(result: ExperimentResult) -> list[str]:
         s = c.summary
         ci = f"[{s.ci_low:.2f}, {s.ci_high:.2f}]" if s.ci_low is not None else "n/a"
         lines.append(f"{place:>3}. {c.label}: {s.mean:.3f}% ± {s.std:.3f}  95% CI {ci}  macro-F1 {c.macro_f1:.2f}%  "
+                     f"balanced accuracy {number(c.balanced_accuracy, '.2f')}%  "
                      f"fit {c.fit_seconds:.1f} s  {c.parameters:,} parameters  "
                      f"inference {number(c.inference_windows_per_second)} windows/s  "
                      f"mean rank {number(ranks.mean_ranks.get(c.label), '.2f')}")

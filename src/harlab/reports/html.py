@@ -117,10 +117,11 @@ def add_experiment(report: HtmlReport, result: ExperimentResult, level: int = 2,
 
     report.heading("Summary", f"{name}-summary", sub)
     rows = [(c.label, c.summary.runs, f"{c.summary.mean:.3f}", f"{c.summary.std:.3f}", _ci(c.summary),
-             f"{c.tutorial:.1f}" if c.tutorial is not None else "", f"{c.macro_f1:.2f}", f"{c.fit_seconds:.1f}")
-            for c in result.configurations]
+             f"{c.tutorial:.1f}" if c.tutorial is not None else "", f"{c.macro_f1:.2f}",
+             number(c.balanced_accuracy, ".2f"), f"{c.fit_seconds:.1f}") for c in result.configurations]
     report.table(("configuration", "runs", "mean accuracy %", "std", "95% CI of the mean", "tutorial %",
-                  "macro-F1 %", "s per fit"), rows, "Test accuracy over seeded runs (std as the tutorial: np.std)")
+                  "macro-F1 %", "balanced accuracy %", "s per fit"), rows,
+                 "Test accuracy over seeded runs (std as the tutorial: np.std)")
     if result.spec.tutorial.trend:
         report.paragraph(f"The tutorial's finding: {result.spec.tutorial.trend}", "note")
 

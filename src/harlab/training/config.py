@@ -9,7 +9,7 @@ model's". `resolve` combines the two.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import pydantic
 from pydantic import ConfigDict, Field
@@ -20,6 +20,8 @@ from harlab.errors import HarlabError
 from harlab.training.device import Precision
 
 Schedule = Literal["constant", "cosine", "plateau"]
+Sampler = Literal["shuffle", "balanced"]
+Weight = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Augmentation = Literal["jitter", "scaling", "time_warp", "rotation"]
 
 
@@ -33,7 +35,10 @@ class TrainConfig:
     (halved when the validation loss, or without validation the training loss, stalls). `augment` names the
     augmentations applied to every training batch (see harlab.training.augment). `standardize` fits a
     per-channel standardization on the training windows. `precision` is fp32, bf16 (autocast, where the device
-    computes bf16 natively) or fp16 (CUDA, with a gradient scaler); see harlab.training.device.
+    computes bf16 natively) or fp16 (CUDA, with a gradient scaler); see harlab.training.device. For imbalanced
+    classes, `class_weight` weighs each window's loss by its class: `balanced` (n / (classes × windows of the
+    class), scikit-learn's rule) or a weight per class name (1 for those not named); `sampler` balanced draws
+    each epoch's windows with replacement, every class equally likely, instead of shuffling them.
     """
 
     epochs: int = Field(ge=1)
@@ -47,13 +52,15 @@ class TrainConfig:
     augment: tuple[Augmentation, ...] = ()
     standardize: bool = False
     precision: Precision = "fp32"
+    class_weight: Literal["balanced"] | dict[str, Weight] | None = None
+    sampler: Sampler = "shuffle"
 
 
 # The settings a registered model gives its own default for (its tutorial's, or the modern recipe).
 MODEL_DEFAULTS = ("epochs", "batch_size", "validation_split", "patience", "schedule", "weight_decay",
-                  "label_smoothing", "augment", "precision")
+                  "label_smoothing", "augment", "precision", "class_weight", "sampler")
 # Settings added after results were first recorded: left out of dumps while unset, so older records still match.
-LATER_SETTINGS = ("schedule", "weight_decay", "label_smoothing", "augment", "precision")
+LATER_SETTINGS = ("schedule", "weight_decay", "label_smoothing", "augment", "precision", "class_weight", "sampler")
 
 
 def override_fields() -> dict[str, Any]:
@@ -110,4 +117,9 @@ def describe(config: TrainConfig) -> str:
         text += ", augmented by " + "/".join(config.augment)
     if config.precision != "fp32":
         text += f", {config.precision}"
+    if config.class_weight is not None:
+        text += ", class weights " + (config.class_weight if isinstance(config.class_weight, str) else ", ".join(
+            f"{name} {weight:g}" for name, weight in config.class_weight.items()))
+    if config.sampler != "shuffle":
+        text += f", {config.sampler} sampler"
     return text

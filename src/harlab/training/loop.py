@@ -96,15 +96,18 @@ def check_classes(y: torch.Tensor) -> None:
 
 def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor, config: TrainConfig, seed: int,
         validation: tuple[torch.Tensor, torch.Tensor] | None = None, augment: Augment | None = None,
-        callbacks: Sequence[Callback] = (), device: torch.device | str | None = None) -> History:
-    """Train `model` in place on X [n, channels, time], y [n]; reshuffle every epoch, keep the last batch.
+        callbacks: Sequence[Callback] = (), device: torch.device | str | None = None,
+        class_weights: torch.Tensor | None = None) -> History:
+    """Train `model` in place on X [n, channels, time], y [n]; reshuffle every epoch (or draw it with the config's
+    balanced sampler), keep the last batch.
 
     With `validation` (X, y), record its loss and accuracy after every epoch and, when the config has a
     patience, stop early and restore the best epoch's weights (an EarlyStopping callback, run after the given
-    `callbacks`). `augment` changes each training batch. Training windows of fewer than two classes are refused:
-    a classifier of one class scores 100 % and means nothing. The model and the windows move to `device` (a
-    name as harlab.training.device resolves it; None: where the model is) once; the host reads the epoch's
-    loss and accuracy once per epoch, never per step.
+    `callbacks`). `augment` changes each training batch; `class_weights` weigh each window's training loss by
+    its class (the validation loss stays unweighted, as Keras reports it). Training windows of fewer than two
+    classes are refused: a classifier of one class scores 100 % and means nothing. The model and the windows
+    move to `device` (a name as harlab.training.device resolves it; None: where the model is) once; the host
+    reads the epoch's loss and accuracy once per epoch, never per step.
     """
     if config.patience is not None and validation is None:
         raise ValueError("early stopping (patience) needs a validation set")
@@ -129,14 +132,15 @@ def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor, config: TrainConfig,
     optimizer = make_optimizer(model.parameters(), config, target)
     scaler = gradient_scaler(target, config.precision)
     scheduler = make_scheduler(optimizer, config, -(-len(X) // config.batch_size))
-    loss_fn = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
+    loss_fn = nn.CrossEntropyLoss(weight=None if class_weights is None else class_weights.to(target),
+                                  label_smoothing=config.label_smoothing)
     state = FitState(model, config.epochs, History(device=str(target), precision=config.precision))
     history = state.history
     call(hooks, "on_fit_start", state)
     start = time.perf_counter()
     for epoch in range(1, config.epochs + 1):
         model.train()
-        order = torch.randperm(len(X), generator=generator).to(target)
+        order = epoch_order(y, config, generator).to(target)
         X_epoch, y_epoch = X[order], y[order]  # one gather per epoch; each batch is then a contiguous slice
         total_loss = torch.zeros((), device=target)
         correct = torch.zeros((), dtype=torch.long, device=target)
@@ -170,6 +174,16 @@ def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor, config: TrainConfig,
     call(hooks, "on_fit_end", state)
     history.fit_seconds = time.perf_counter() - start
     return history
+
+
+def epoch_order(y: torch.Tensor, config: TrainConfig, generator: torch.Generator) -> torch.Tensor:
+    """The windows of one epoch, in order: a shuffle of all of them, or for a balanced sampler as many drawn with
+    replacement, each class equally likely (a window's chance is 1 / (classes × windows of its class))."""
+    if config.sampler == "shuffle":
+        return torch.randperm(len(y), generator=generator)
+    counts = torch.bincount(y.cpu())
+    chance = 1.0 / counts[y.cpu()].double()
+    return torch.multinomial(chance, len(y), replacement=True, generator=generator)
 
 
 def make_optimizer(parameters: Iterable[torch.Tensor], config: TrainConfig, device: torch.device

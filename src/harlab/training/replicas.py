@@ -29,7 +29,7 @@ from harlab.models.layers import MaskSource, mask_source
 from harlab.training.callbacks import Callback, FitState, History, call
 from harlab.training.config import TrainConfig
 from harlab.training.device import Precision, autocast, check_precision, gradient_scaler, resolve_device
-from harlab.training.loop import Augment, check_classes, make_optimizer, make_scheduler, take_step
+from harlab.training.loop import Augment, check_classes, epoch_order, make_optimizer, make_scheduler, take_step
 from harlab.training.seeding import seed_everything
 
 Weights = dict[str, torch.Tensor]
@@ -146,13 +146,13 @@ def _prefixed(tensors: Weights) -> Weights:
 
 def fit_replicas(models: Sequence[nn.Module], X: torch.Tensor, y: torch.Tensor, config: TrainConfig,
                  seeds: Sequence[int], augment: Augment | None = None,
-                 callbacks: Sequence[Sequence[Callback]] = (), device: torch.device | str | None = None
-                 ) -> list[History]:
+                 callbacks: Sequence[Sequence[Callback]] = (), device: torch.device | str | None = None,
+                 class_weights: torch.Tensor | None = None) -> list[History]:
     """Train `models` (replica i built from seeds[i], all of one architecture) in place on the same X, y, as one
     batched computation on `device`; return each replica's history. Each equals `fit(models[i], X, y, config,
-    seeds[i], augment=augment)` within float tolerance. `callbacks[i]` follow replica i (its fit state's model
-    holds its final weights only at the end); each history's fit_seconds is its share, the batch's time / replicas.
-    Refuses, with `replicas_refusal`'s reason, what cannot be batched."""
+    seeds[i], augment=augment, class_weights=class_weights)` within float tolerance. `callbacks[i]` follow
+    replica i (its fit state's model holds its final weights only at the end); each history's fit_seconds is its
+    share, the batch's time / replicas. Refuses, with `replicas_refusal`'s reason, what cannot be batched."""
     if reason := replicas_refusal(models[0], config, X):
         raise ValueError(f"these runs cannot train as replicas: {reason}")
     check_classes(y)
@@ -163,7 +163,8 @@ def fit_replicas(models: Sequence[nn.Module], X: torch.Tensor, y: torch.Tensor, 
     for replica_hooks, state in zip(hooks, states, strict=True):
         call(replica_hooks, "on_fit_start", state)
     start = time.perf_counter()
-    replicas = _Replicas(models, seeds, config, target, steps_per_epoch=-(-len(X) // config.batch_size))
+    replicas = _Replicas(models, seeds, config, target, steps_per_epoch=-(-len(X) // config.batch_size),
+                         class_weights=class_weights)
     X, y = X.to(target), y.to(target)
     for epoch in range(1, config.epochs + 1):
         losses, accuracies = replicas.train_epoch(X, y, augment)
@@ -185,7 +186,7 @@ class _Replicas:
     stack, each replica's data generator (shuffling, augmentation) and dropout masks."""
 
     def __init__(self, models: Sequence[nn.Module], seeds: Sequence[int], config: TrainConfig,
-                 device: torch.device, steps_per_epoch: int):
+                 device: torch.device, steps_per_epoch: int, class_weights: torch.Tensor | None):
         self.config, self.device, self.count = config, device, len(models)
         self.generators = [seed_everything(seed) for seed in seeds]  # each run's own shuffling and augmentation
         self.template = models[0]
@@ -198,12 +199,13 @@ class _Replicas:
         self.optimizer = make_optimizer(self.weights.values(), config, device)
         self.scaler = gradient_scaler(device, config.precision)
         self.loss = nn.CrossEntropyLoss(label_smoothing=config.label_smoothing, reduction="none")
+        self.class_weights = None if class_weights is None else class_weights.to(device)
         self.scheduler = make_scheduler(self.optimizer, config, steps_per_epoch)
 
     def train_epoch(self, X: torch.Tensor, y: torch.Tensor, augment: Augment | None) -> tuple[list[float], list[float]]:
         """One epoch of every replica on its own shuffle of X, y; each replica's (loss, accuracy), read once."""
         batch_size = self.config.batch_size
-        order = torch.stack([torch.randperm(len(X), generator=g) for g in self.generators]).to(self.device)
+        order = torch.stack([epoch_order(y, self.config, g) for g in self.generators]).to(self.device)
         X_epoch, y_epoch = X[order], y[order]  # [replicas, n, ...]: each replica's own shuffle, gathered once
         total_loss = torch.zeros(self.count, device=self.device)
         correct = torch.zeros(self.count, dtype=torch.long, device=self.device)
@@ -220,12 +222,20 @@ class _Replicas:
         self.optimizer.zero_grad(set_to_none=True)
         with autocast(self.device, self.config.precision):
             logits, penalties = self.forward(self.weights, self.buffers, xb, self.masks.draw(xb[0]))
-            losses = self.loss(logits.flatten(0, 1), yb.flatten()).view(self.count, -1).mean(1) + penalties
+            losses = self._mean_loss(logits, yb) + penalties
         take_step(losses.sum(), self.optimizer, self.scaler)  # replica i's gradients: those of its own loss alone
         self._constrain()
         if isinstance(self.scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
             self.scheduler.step()
         return losses.detach(), logits.detach()
+
+    def _mean_loss(self, logits: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        """Each replica's loss as a run alone computes it: the mean, weighted by class when weights are given."""
+        per_window = self.loss(logits.flatten(0, 1), yb.flatten()).view(self.count, -1)
+        if self.class_weights is None:
+            return per_window.mean(1)
+        weights = self.class_weights[yb]
+        return (per_window * weights).sum(1) / weights.sum(1)
 
     @torch.no_grad()
     def _constrain(self) -> None:

@@ -95,8 +95,28 @@ def fit_run(prepared: PreparedData, model_name: str, hyperparameters: dict[str, 
     and the augmentation on a CPU."""
     model = build_model(model_name, hyperparameters, seed, shape)
     history = fit(model, prepared.X_fit, prepared.y_fit, config, seed, validation=prepared.validation,
-                  augment=prepared.augment, callbacks=callbacks, device=device)
+                  augment=prepared.augment, callbacks=callbacks, device=device,
+                  class_weights=class_weights(config, prepared.fit_windows))
     return FittedRun(model, history, prepared)
+
+
+def class_weights(config: TrainConfig, windows: WindowSet) -> torch.Tensor | None:
+    """The loss weight of each class under `config.class_weight` for these training windows: balanced (n /
+    (classes present × windows of the class)), or the named weights (1 for a class not named); None for none.
+    A name that is not one of the windows' classes is one line."""
+    setting = config.class_weight
+    if setting is None:
+        return None
+    if setting == "balanced":
+        counts = np.bincount(windows.y, minlength=len(windows.classes)).astype(np.float64)
+        present = counts > 0
+        weights = np.ones(len(counts))
+        weights[present] = len(windows.y) / (present.sum() * counts[present])
+        return torch.tensor(weights, dtype=torch.float32)
+    if unknown := sorted(set(setting) - set(windows.classes)):
+        raise HarlabError(f"class_weight names {', '.join(unknown)}: not among the classes "
+                          f"({', '.join(windows.classes)}); name classes as the dataset does")
+    return torch.tensor([setting.get(name, 1.0) for name in windows.classes], dtype=torch.float32)
 
 
 def build_model(model_name: str, hyperparameters: dict[str, object], seed: int, shape: tuple[int, int, int]
@@ -113,5 +133,6 @@ def fit_replica_runs(prepared: PreparedData, model_name: str, hyperparameters: d
     (harlab.training.replicas): the same models within float tolerance, in one batched computation."""
     models = [build_model(model_name, hyperparameters, seed, shape) for seed in seeds]
     histories = fit_replicas(models, prepared.X_fit, prepared.y_fit, config, seeds, augment=prepared.augment,
-                             callbacks=[callbacks] * len(seeds), device=device)
+                             callbacks=[callbacks] * len(seeds), device=device,
+                             class_weights=class_weights(config, prepared.fit_windows))
     return [FittedRun(model, history, prepared) for model, history in zip(models, histories, strict=True)]
