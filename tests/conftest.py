@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -92,6 +93,22 @@ def hapt_bundle(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
                                       "--save", str(out / "cnn"), "--out", str(out / "train")])
     assert result.exit_code == 0, result.output
     return out / "cnn"
+
+
+def train_cli_on_hapt_subjects(real_data: Path, monkeypatch: pytest.MonkeyPatch, out: Path, *options: str,
+                                subjects: tuple[int, ...] = (1, 3, 2)) -> Any:
+    """`harlab train --model cnn --epochs 1 --param filters=8 OPTIONS` (CliRunner) on the real HAPT windows of
+    a few subjects only (the fixed split's test subject 2 among them), into `out`."""
+    from typer.testing import CliRunner
+
+    from harlab.cli import app
+    from harlab.data.datasets import load_dataset
+
+    data = load_dataset("hapt", real_data, quiet=True)
+    subset = data.select(np.isin(data.subject, subjects))
+    monkeypatch.setattr("harlab.api.load_tutorial_dataset", lambda *args, **kwargs: subset)
+    return CliRunner().invoke(app, ["train", "--model", "cnn", "--epochs", "1", "--dataset", "hapt", "--param",
+                                    "filters=8", *options, "--out", str(out)])
 
 
 @pytest.fixture(scope="session")

@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import synthetic_windows
+from conftest import synthetic_windows, train_cli_on_hapt_subjects
 from typer.testing import CliRunner
 
 from harlab.cli import app
-from harlab.data.datasets import load_dataset
 from harlab.errors import HarlabError
 from harlab.evaluation.metrics import score
 from harlab.experiments.store import ResultsStore
@@ -96,20 +95,15 @@ def test_configurations_without_the_new_settings_keep_their_keys() -> None:
 
 def test_harlab_train_with_class_weights_and_the_balanced_sampler(real_data: Path, tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    data = load_dataset("hapt", real_data, quiet=True)
-    subset = data.select(np.isin(data.subject, [1, 3, 2]))
-    monkeypatch.setattr("harlab.api.load_tutorial_dataset", lambda *args, **kwargs: subset)
     out = tmp_path / "train"
-    runner = CliRunner()
-    result = runner.invoke(app, ["train", "--model", "cnn", "--repeats", "1", "--epochs", "1", "--dataset", "hapt",
-                                 "--param", "filters=8", "--class-weight", "WALKING=2,LAYING=0.5",
-                                 "--sampler", "balanced", "--out", str(out)])
+    result = train_cli_on_hapt_subjects(real_data, monkeypatch, out, "--repeats", "1", "--class-weight",
+                                        "WALKING=2,LAYING=0.5", "--sampler", "balanced")
     assert result.exit_code == 0, result.output
     assert "(balanced " in result.output
     row, = ResultsStore(out).rows()
     assert row["config"]["class_weight"] == {"WALKING": 2.0, "LAYING": 0.5}
     assert row["config"]["sampler"] == "balanced" and 0 < row["balanced_accuracy"] <= 1
-    bad = runner.invoke(app, ["train", "--model", "cnn", "--dataset", "hapt", "--class-weight", "WALKING:2",
+    bad = CliRunner().invoke(app, ["train", "--model", "cnn", "--dataset", "hapt", "--class-weight", "WALKING:2",
                               "--out", str(tmp_path / "bad")])
     assert isinstance(bad.exception, HarlabError)  # harlab's main() prints it as one line
     assert "--class-weight 'WALKING:2': give balanced or NAME=WEIGHT" in str(bad.exception)

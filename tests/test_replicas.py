@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import train_cli_on_hapt_subjects
 from typer.testing import CliRunner
 
 from harlab.cli import app
@@ -156,15 +157,11 @@ def test_an_experiment_trained_as_replicas_gives_the_runs_trained_alone(real_dat
 
 def test_harlab_train_replicas_records_them_and_a_saved_replica_trains_again_alone(
         real_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    data = load_dataset("hapt", real_data, quiet=True)
-    subset = data.select(np.isin(data.subject, [1, 3, 2]))
-    monkeypatch.setattr("harlab.api.load_tutorial_dataset", lambda *args, **kwargs: subset)
     out = tmp_path / "train"
-    runner = CliRunner()
-    result = runner.invoke(app, ["train", "--model", "cnn", "--repeats", "2", "--epochs", "1", "--dataset", "hapt",
-                                 "--param", "filters=8", "--device", "cpu", "--replicas", "2", "--out", str(out)])
+    result = train_cli_on_hapt_subjects(real_data, monkeypatch, out, "--repeats", "2", "--device", "cpu",
+                                        "--replicas", "2")
     assert result.exit_code == 0, result.output
     assert [row["replicas"] for row in ResultsStore(out).rows()] == [2, 2]
-    saved = runner.invoke(app, ["experiment", "save", str(out), "--to", str(tmp_path / "bundle"), "--repeat", "2"])
+    saved = CliRunner().invoke(app, ["experiment", "save", str(out), "--to", str(tmp_path / "bundle"), "--repeat", "2"])
     assert saved.exit_code == 0, saved.output
     assert "the same as recorded" in saved.output or "a replica matches within float tolerance" in saved.output
