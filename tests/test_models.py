@@ -475,7 +475,8 @@ def test_train_command_runs_a_model_with_early_stopping(real_data: Path, tmp_pat
          "--param", "late_filters=16", "--param", "padding=same", "--param", "kernel_initializer=he_uniform"],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert re.search(r"^>#1: \d+\.\d{3}$", result.stdout, re.M) and re.search(r"^>#2: ", result.stdout, re.M)
+    assert re.search(r"^>#1: \d+\.\d{3}  \(balanced \d+\.\d{3}\)$", result.stdout, re.M)
+    assert re.search(r"^>#2: ", result.stdout, re.M)
     assert re.search(r"^Accuracy: \d+\.\d% \(\+/-\d+\.\d\)$", result.stdout, re.M)
     runs = Results(out).store.rows()
     config = runs[0]["config"]

@@ -133,8 +133,9 @@ def ranking_lines(result: ExperimentResult) -> list[str]:
     for place, c in enumerate(result.ranking(), 1):
         s = c.summary
         ci = f"[{s.ci_low:.2f}, {s.ci_high:.2f}]" if s.ci_low is not None else "n/a"
+        balanced = "" if c.balanced_accuracy is None else f"balanced accuracy {c.balanced_accuracy:.2f}%  "
         lines.append(f"{place:>3}. {c.label}: {s.mean:.3f}% ± {s.std:.3f}  95% CI {ci}  macro-F1 {c.macro_f1:.2f}%  "
-                     f"balanced accuracy {number(c.balanced_accuracy, '.2f')}%  "
+                     f"{balanced}"
                      f"fit {c.fit_seconds:.1f} s  {c.parameters:,} parameters  "
                      f"inference {number(c.inference_windows_per_second)} windows/s  "
                      f"mean rank {number(ranks.mean_ranks.get(c.label), '.2f')}")
