@@ -7,8 +7,9 @@ defines `constrain()` (the protocols of harlab.models.contract, which the traini
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
 from typing import Literal
 
@@ -36,14 +37,24 @@ KERAS_EPSILON = 1e-7
 
 
 MaskSource = Callable[[torch.Tensor, float], torch.Tensor]
-mask_source: ContextVar[MaskSource | None] = ContextVar("mask_source", default=None)
+_mask_source: ContextVar[MaskSource | None] = ContextVar("mask_source", default=None)
+
+
+@contextlib.contextmanager
+def masks_from(source: MaskSource) -> Iterator[None]:
+    """Within the block, every dropout layer takes its mask from `source(x, p)` (harlab.training.replicas)."""
+    token = _mask_source.set(source)
+    try:
+        yield
+    finally:
+        _mask_source.reset(token)
 
 
 def dropout_mask(x: torch.Tensor, p: float) -> torch.Tensor:
-    """Dropout's scaled keep-mask for x (0 with probability p, else 1/(1-p)), from the active `mask_source` when
-    one is set (harlab.training.replicas), else from one uniform draw per element of torch's generator, in
+    """Dropout's scaled keep-mask for x (0 with probability p, else 1/(1-p)), from the source `masks_from` set,
+    where one is, else from one uniform draw per element of torch's generator, in
     row-major order whatever x's memory layout."""
-    if (source := mask_source.get()) is not None:
+    if (source := _mask_source.get()) is not None:
         return source(x, p)
     return torch.rand(x.shape, dtype=x.dtype, device=x.device).ge_(p).mul_(1 / (1 - p))
 

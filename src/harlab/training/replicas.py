@@ -15,17 +15,16 @@ ensemble's members, a self-fitting model, and a model whose layers vmap cannot b
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from harlab.models.contract import Contract
-from harlab.models.layers import MaskSource, mask_source
+from harlab.models.layers import masks_from
 from harlab.training.callbacks import Callback, FitState, History, call
 from harlab.training.config import TrainConfig
 from harlab.training.device import Precision, autocast, check_precision, gradient_scaler, resolve_device
@@ -55,21 +54,12 @@ def _vmap_refusal(model: nn.Module, example: torch.Tensor) -> str | None:
     probe = copy.deepcopy(model).cpu().train()
     weights, buffers = stack_module_state([probe, probe])
     try:
-        with torch.no_grad(), _masks_from(lambda x, _: torch.ones_like(x)):
+        with torch.no_grad(), masks_from(lambda x, _: torch.ones_like(x)):
             batched = vmap(lambda w, b, x: functional_call(probe, (w, b), (x,)))
             batched(weights, buffers, example.expand(2, *example.shape))
     except RuntimeError as error:
         return f"vmap cannot batch {type(model).__name__}: {str(error).splitlines()[0]}"
     return None
-
-
-@contextlib.contextmanager
-def _masks_from(source: MaskSource) -> Iterator[None]:
-    token = mask_source.set(source)
-    try:
-        yield
-    finally:
-        mask_source.reset(token)
 
 
 class _DropoutMasks:
@@ -93,7 +83,7 @@ class _DropoutMasks:
                 calls.append((x.shape, x.dtype, p))
                 return torch.ones_like(x)
 
-            with torch.no_grad(), _masks_from(record), autocast(self.device, self.precision):
+            with torch.no_grad(), masks_from(record), autocast(self.device, self.precision):
                 self.model(batch)
             self._calls[key] = calls
         return self._calls[key]
@@ -134,7 +124,7 @@ def _replica_forward(model: nn.Module, contract: Contract) -> Callable[..., tupl
     def forward(weights: Weights, buffers: Weights, x: torch.Tensor, masks: list[torch.Tensor]
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         pending = iter(masks)
-        with _masks_from(lambda _x, _p: next(pending)):
+        with masks_from(lambda _x, _p: next(pending)):
             return functional_call(wrapper, (_prefixed(weights), _prefixed(buffers)), (x,))
 
     return forward
