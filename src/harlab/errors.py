@@ -21,6 +21,7 @@ class DataError(HarlabError):
         super().__init__(message)
         self.path = Path(path)
         self.problem = problem
+        self.fix = fix
         self.line = line
 
 

@@ -37,7 +37,8 @@ def data_fetch(dataset: str, data_dir: DataDir = None, window: Window = None, st
 
 @data_app.command("import")
 def data_import(
-    paths: Annotated[list[Path], typer.Argument(help="CSV or Parquet recordings, or folders of them.")],
+    paths: Annotated[list[Path], typer.Argument(help="CSV or Parquet recordings, per-sensor recordings (a folder "
+                                                "or zip as a phone app exports it), or folders of them.")],
     out: Annotated[Path, typer.Option(help="New dataset folder (windows.npz + dataset.json) for --dataset.",
                                       file_okay=False)],
     time_column: Annotated[str | None, typer.Option(help="Timestamp column (default time).")] = None,
@@ -60,10 +61,20 @@ def data_import(
                                               "label, from its start, as UCI HAR cut them.")] = None,
     time_unit: Annotated[str | None, typer.Option(help="auto, s, ms, us, ns or datetime (default auto).")] = None,
     test_subjects: Annotated[str | None, typer.Option(help="Test subjects 1,2 (default: a seeded 30 %).")] = None,
+    labels: Annotated[list[Path] | None, typer.Option(help="Interval file(s) of start, end, label (and recording): "
+                                                      "the activities, apart from the signals.", dir_okay=False)
+                      ] = None,
+    label_times: Annotated[str | None, typer.Option(help="Interval times on the recording's clock, or elapsed "
+                                                    "seconds since its start: auto (default), clock, elapsed.")
+                           ] = None,
+    acc_units: Annotated[str | None, typer.Option(help="The accelerometer's unit, converted to g: g or m/s2 "
+                                                  "(default: as the export says, else as they are).")] = None,
+    gyro_units: Annotated[str | None, typer.Option(help="The gyroscope's unit, converted to rad/s: rad/s or deg/s "
+                                                   "(default: as the export says, else as they are).")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML file of import options (same keys); the options "
                                                 "above override it.", dir_okay=False)] = None,
 ) -> None:
-    """Cut your own recordings (CSV/Parquet, one row a sample) into a dataset folder for --dataset."""
+    """Cut your own recordings (CSV/Parquet, one row a sample, or per-sensor exports) into a dataset folder."""
     from harlab.data.recordings import ImportOptions, import_recordings
 
     values = ImportOptions.from_yaml(config).model_dump(exclude_unset=True) if config else {}
@@ -74,7 +85,8 @@ def data_import(
     given = {"time_column": time_column, "label_column": label_column, "subject_column": subject_column,
              "session_column": session_column, "channels": names(channels), "rate": rate, "window": window,
              "step": step, "purity": purity, "max_gap_s": max_gap, "pipeline": pipeline, "align": align,
-             "time_unit": time_unit, "test_subjects": subjects}
+             "time_unit": time_unit, "test_subjects": subjects, "labels": [str(p) for p in labels or []] or None,
+             "label_times": label_times, "acc_units": acc_units, "gyro_units": gyro_units}
     values.update({k: v for k, v in given.items() if v is not None})
     ws = import_recordings(paths, ImportOptions.parse(values, "command line"), out)
     train, test = ws.split()

@@ -1,21 +1,26 @@
-"""Users' own recordings — CSV or Parquet files of continuous sensor signals — as a harlab dataset.
+"""Users' own recordings — CSV or Parquet files, or per-sensor exports, of continuous signals — as a dataset.
 
 Rows are samples: a time column, signal columns, a label column and optionally subject and session
 columns; the rows of one subject and session of a file form one recording (in file order).
 `import_recordings` cuts them into a `WindowSet` and writes a dataset folder (`windows.npz` +
 `dataset.json`) that `load_dataset(FOLDER)`, `harlab train --dataset FOLDER` and spec files read.
 
-Files. CSV files are UTF-8 text, comma-separated; a file whose header has more semicolons (or tabs) than
-commas is read as separated by them, as spreadsheets export CSV in many locales, and then with decimal commas
-(1,23) where its first rows have them. Without `channels`, the signals are the columns of numbers: a column
-of a numeric type, or text more than half of whose values are numbers (any other value in it is then an
-error naming its row). Columns of text, true/false values or date-times are not signals; a notice lists them.
+Files. CSV or Parquet tables, read as `harlab.data.tables` reads them (separators, decimal commas). Without
+`channels`, the signals are the columns of numbers: a column of a numeric type, or text more than half of whose
+values are numbers (any other value in it is then an error naming its row). Columns of text, true/false values or
+date-times are not signals; a notice lists them. A recording may instead be a folder or zip of per-sensor files at
+their own rates, as phone and wearable apps export them: `harlab.data.sensors` merges each onto one grid first.
 
-Time. `time_unit="auto"` parses date-time and duration columns, and text that is not mostly numbers, as ISO
-date-times. Numbers are read in the
-unit in which the median step means a rate between 1 Hz and 1 kHz: seconds if the median step is ≤ 1,
-else milliseconds if ≤ 10³, microseconds if ≤ 10⁶, nanoseconds above (so a 1 kHz recording in ms reads
-as 1 Hz in seconds: name the unit then). Timestamps must strictly increase within a recording.
+Time. `time_unit="auto"` reads the time column as `harlab.data.tables.timestamps` says: date-times, or numbers in
+the unit in which the median step means a rate between 1 Hz and 1 kHz (so a 1 kHz recording in ms reads as 1 Hz in
+seconds: name the unit then). Timestamps must strictly increase within a recording.
+
+Labels. The label column, or with `labels` interval files of start, end and label kept apart from the signals
+(`harlab.data.intervals`); samples outside every interval are unlabelled.
+
+Units. `acc_units` (g, m/s2) and `gyro_units` (rad/s, deg/s) convert the accelerometer channels to g and the
+gyroscope channels (named gyro...) to rad/s; a warning says when the accelerometer's median magnitude is not
+about 1 g.
 
 Gaps. A step longer than `max_gap_s` (default 0.5 s) splits a recording into stretches; windows never
 cross a stretch, the pipeline filters each stretch on its own, and stretches shorter than one window are
@@ -45,13 +50,10 @@ Size. The windows' memory is estimated before any is cut and refused over the ME
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import hashlib
 import json
 import logging
-import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -63,8 +65,36 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from scipy import interpolate, signal, stats
 
 from harlab.data.fetch import regular_file
-from harlab.data.signals import Recording, UciHarPipeline, check_window_memory, window_count, window_starts
-from harlab.data.text import not_utf8, read_text_file
+from harlab.data.intervals import LabelTimes, read_intervals, sample_labels
+from harlab.data.sensors import (
+    CONVERSIONS,
+    SensorSettings,
+    check_gravity,
+    describe,
+    is_sensor_recording,
+    read_sensor_recording,
+)
+from harlab.data.signals import (
+    Recording,
+    UciHarPipeline,
+    check_window_memory,
+    resample_uniform,
+    window_count,
+    window_starts,
+)
+from harlab.data.tables import (
+    DECIMAL_COMMAS,
+    NUMBERS,
+    SUFFIXES,
+    Clock,
+    column_kind,
+    read_table,
+    row_error,
+    sample_rate,
+    signal_values,
+    timestamps,
+)
+from harlab.data.text import read_text_file
 from harlab.data.windowset import Provenance, WindowSet, load_windowset, save_windowset
 from harlab.errors import DataError, HarlabError
 from harlab.files import atomic_directory, atomic_write_bytes, atomic_write_json, sha256_file
@@ -74,15 +104,10 @@ logger = logging.getLogger(__name__)
 
 NAME = "recordings"
 FORMAT = "harlab-recordings/1"
-SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 JITTER = 0.01  # largest relative deviation of a step from the grid before resampling
 MAX_UPSAMPLING = 10
 TEST_FRACTION, SPLIT_SEED = 0.3, 0
 TRAIN_SHARE = 0.8  # single subject: the first 80 % of each stretch trains
-NUMBERS, DECIMAL_COMMAS = "numbers", "numbers with decimal commas"  # the kinds of column (`_kind`) read as signals
-SNIFF_BYTES, SNIFF_ROWS = 1 << 16, 20  # how much of a CSV file its separator and decimal mark are told from
-DECIMAL_COMMA = re.compile(r"\s*[-+]?\d+,\d+(?:[eE][-+]?\d+)?\s*")
 
 
 class ImportOptions(BaseModel):
@@ -106,6 +131,10 @@ class ImportOptions(BaseModel):
     pipeline: Literal["none", "uci-har"] = "none"
     time_unit: Literal["auto", "s", "ms", "us", "ns", "datetime"] = "auto"
     test_subjects: list[int] | None = None
+    labels: list[str] | None = Field(default=None, min_length=1)  # interval files (harlab.data.intervals)
+    label_times: LabelTimes = "auto"
+    acc_units: Literal["auto", "g", "m/s2"] = "auto"
+    gyro_units: Literal["auto", "rad/s", "deg/s"] = "auto"
 
     @model_validator(mode="after")
     def _filters_need_samples(self) -> ImportOptions:
@@ -141,223 +170,74 @@ class ImportOptions(BaseModel):
 
 @dataclass
 class _Recording:
-    """One subject's and session's rows of a file, parsed."""
+    """One subject's and session's rows of a file, or one per-sensor recording, parsed."""
 
     path: Path
+    name: str  # what an interval file's recording column calls it: the file's (or folder's) name without suffix
     subject: str
     rows: np.ndarray  # 0-based data rows of the file, for messages
-    seconds: np.ndarray
+    seconds: np.ndarray  # since the recording's start, which lies at `clock`
     signals: np.ndarray
     labels: pd.Series  # str, NaN where unlabelled
+    clock: Clock
 
 
-def _error(path: Path, problem: str, fix: str, row: int | None = None) -> DataError:
-    """A DataError at a data row: a CSV line (after the header) or a Parquet row."""
-    if row is None:
-        return DataError(path, problem, fix)
-    if SUFFIXES[path.suffix.lower()] == "csv":
-        return DataError(path, problem, fix, line=row + 2)
-    return DataError(path, f"row {row + 1}: {problem}", fix)
+def _is_sensor_source(path: Path) -> bool:
+    return path.is_dir() or path.suffix.lower() == ".zip"
 
 
-def input_files(paths: Iterable[str | Path]) -> list[Path]:
-    """The recording files to read, in sorted path order: files as given, folders by their CSV/Parquet files."""
+def input_files(paths: Iterable[str | Path], time_column: str = "time") -> list[Path]:
+    """The recordings to read, in sorted path order: table files as given, per-sensor recordings (a zip, or a folder
+    in a layout of `harlab.data.sensors`), and other folders by the per-sensor recordings in them, or else by their
+    table files."""
     files: set[Path] = set()
     for path in map(Path, paths):
         if path.is_dir():
-            found = {f for f in path.iterdir() if f.suffix.lower() in SUFFIXES and f.is_file()}
+            if is_sensor_recording(path, time_column):
+                files.add(path)
+                continue
+            found = {f for f in path.iterdir() if is_sensor_recording(f, time_column)} or {
+                f for f in path.iterdir() if f.suffix.lower() in SUFFIXES and f.is_file()}
             if not found:
-                raise DataError(path, "no .csv or .parquet files in this folder", "pass the recording files")
+                raise DataError(path, "no .csv or .parquet files, nor per-sensor recordings, in this folder",
+                                "pass the recording files")
             files |= found
         else:
             regular_file(path, "check the path; pass a recording's .csv or .parquet file")
-            if path.suffix.lower() not in SUFFIXES:
+            if path.suffix.lower() not in {*SUFFIXES, ".zip"}:
                 raise DataError(path, f"unsupported file type {path.suffix or '(none)'!r}",
-                                "use .csv or .parquet files")
+                                "use .csv or .parquet files, or a zip of per-sensor files")
             files.add(path)
     if not files:
         raise HarlabError("no recording files given; pass CSV or Parquet files")
+    sensors = sorted(p for p in files if _is_sensor_source(p))
+    if sensors and len(sensors) < len(files):
+        table = next(p for p in sorted(files) if not _is_sensor_source(p))
+        raise HarlabError(f"the inputs mix per-sensor recordings ({sensors[0]}) and tables ({table}); "
+                          "import them separately")
     return sorted(files)
 
 
-def _csv_format(path: Path) -> dict[str, str]:
-    """pandas' `sep` and `decimal` for a CSV file (see the module docstring); a header naming a column twice is an
-    error (pandas would rename the second)."""
-    with path.open("rb") as handle:
-        head = handle.read(SNIFF_BYTES).decode("utf-8-sig", errors="replace")
-    lines = head.splitlines()[:SNIFF_ROWS]
-    header = lines[0] if lines else ""
-    sep = max((",", ";", "\t"), key=header.count)  # no separator at all: a comma, for a single column
-    names = next(csv.reader([header], delimiter=sep), [])
-    if repeated := sorted({name for name in names if names.count(name) > 1}):
-        raise DataError(path, f"column {repeated[0]!r} appears twice in the header", "rename one of them")
-    comma = sep != "," and any(DECIMAL_COMMA.fullmatch(field) for line in lines[1:] for field in line.split(sep))
-    return {"sep": sep, "decimal": "," if comma else "."}
-
-
-@contextlib.contextmanager
-def _reading(path: Path) -> Iterator[None]:
-    """What pandas and pyarrow raise for a bad recording file, as one line naming it."""
-    import pyarrow
-
-    try:
-        yield
-    except pd.errors.EmptyDataError:
-        raise DataError(path, "the file is empty", "export the recording with a header row and its samples") from None
-    except UnicodeDecodeError as exc:
-        raise DataError(path, not_utf8(exc), "save it as CSV UTF-8 or Parquet") from None
-    except (OSError, ValueError, pd.errors.ParserError, pyarrow.ArrowException) as exc:
-        raise DataError(path, f"unreadable ({' '.join(str(exc).split())})",
-                        "export it again as CSV or Parquet") from None
-
-
-def read_header(path: Path) -> list[str]:
-    """The column names of a recording file, read as `read_table` reads the file."""
-    with _reading(path):
-        if SUFFIXES[path.suffix.lower()] == "csv":
-            return list(pd.read_csv(path, nrows=0, skipinitialspace=True, **_csv_format(path)).columns)
-        import pyarrow.parquet
-
-        return pyarrow.parquet.read_schema(path).names
-
-
-def read_table(path: Path, options: ImportOptions) -> pd.DataFrame:
-    """A recording file as a DataFrame (label, subject and session columns as text)."""
-    text = {c: str for c in (options.label_column, options.subject_column, options.session_column) if c}
-    with _reading(path):
-        if SUFFIXES[path.suffix.lower()] == "csv":
-            frame = pd.read_csv(path, dtype=text, skipinitialspace=True, **_csv_format(path))
-        else:
-            frame = pd.read_parquet(path)
-    if frame.empty:
-        raise DataError(path, f"no samples (columns: {', '.join(map(str, frame.columns)) or 'none'})",
-                        "export the recording with its samples")
-    return frame.reset_index(drop=True)
-
-
-def _to_numbers(column: pd.Series) -> pd.Series:
-    """A column as numbers, NaN where a value is not one."""
-    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
-        return column
-    return pd.to_numeric(column.astype(str), errors="coerce")
-
-
-def _kind(column: pd.Series) -> str:
-    """What a column holds: NUMBERS (a numeric type, or text more than half of whose values are numbers),
-    DECIMAL_COMMAS (text mostly like 1,23), "text", "true/false values", "date-times", "durations" or "no values"."""
-    types = pd.api.types
-    present = column.dropna()
-    if not len(present):
-        return "no values"
-    if types.is_bool_dtype(column):
-        return "true/false values"
-    if types.is_datetime64_any_dtype(column):
-        return "date-times"
-    if types.is_timedelta64_dtype(column):
-        return "durations"
-    if _to_numbers(present).notna().mean() > 0.5:
-        return NUMBERS
-    return DECIMAL_COMMAS if present.astype(str).str.fullmatch(DECIMAL_COMMA.pattern).mean() > 0.5 else "text"
-
-
-def _number_fix(value: object, fix: str) -> str:
-    """What to do about `value`, which is not a number: `fix`, or write decimal points where it has a comma."""
-    comma = DECIMAL_COMMA.fullmatch(str(value))
-    return "write decimal points (1.23), or separate the columns with semicolons" if comma else fix
-
-
-def _shown(value: object) -> str:
-    """A cell's value as a message quotes it: 'abc', '0.5', 'False'."""
-    return repr(str(value))
-
-
 def _channels(frame: pd.DataFrame, path: Path, options: ImportOptions) -> list[str]:
-    """The signal columns: the option's, or every column of numbers (see `_kind`) that is not
+    """The signal columns: the option's, or every column of numbers (see `column_kind`) that is not
     time/label/subject/session; a notice names the other columns, which are left out."""
-    named = [c for c in (options.time_column, options.label_column, options.subject_column,
-                         options.session_column) if c]
+    label = None if options.labels else options.label_column  # with interval files, a label column may be absent
+    named = [c for c in (options.time_column, label, options.subject_column, options.session_column) if c]
     wanted = named + list(options.channels or [])
+    named.append(options.label_column)  # never a signal
     if missing := [c for c in wanted if c not in frame.columns]:
         raise DataError(path, f"column {missing[0]!r} not found (columns: {', '.join(map(str, frame.columns))})",
                         "rename the column or pass its name (`time_column`, `label_column`, `channels`, ...)")
     if options.channels:
         return list(options.channels)
-    kinds = {str(c): _kind(frame[c]) for c in frame.columns if c not in named}
-    channels = [c for c, kind in kinds.items() if kind in (NUMBERS, DECIMAL_COMMAS)]  # decimal commas: `_signals` says
+    kinds = {str(c): column_kind(frame[c]) for c in frame.columns if c not in named}
+    channels = [c for c, kind in kinds.items() if kind in (NUMBERS, DECIMAL_COMMAS)]  # decimal commas: say so
     if ignored := [f"{c} ({kind})" for c, kind in kinds.items() if c not in channels]:
         logger.warning(f"{path}: not read as signals, as they do not hold numbers: {', '.join(ignored)}")
     if not channels:
         raise DataError(path, f"no numeric signal columns besides {', '.join(named)}",
                         "name the signal columns with the `channels` setting")
     return channels
-
-
-def _signals(frame: pd.DataFrame, path: Path, channels: list[str]) -> np.ndarray:
-    """Signal columns as float64 [rows, channels]; non-numbers and NaNs are errors."""
-    columns = []
-    for name in channels:
-        raw = frame[name]
-        if (kind := _kind(raw)) not in (NUMBERS, DECIMAL_COMMAS, "text"):
-            raise DataError(path, f"column {name!r} holds {kind}, not signal values",
-                            "convert it to numbers or leave it out of the channels")
-        values = _to_numbers(raw)
-        not_number = values.isna() & raw.notna()
-        if not_number.any():
-            row = int(np.flatnonzero(not_number)[0])
-            raise _error(path, f"column {name!r}: {_shown(raw.iloc[row])} is not a number",
-                         _number_fix(raw.iloc[row], "fix or remove that row (signal columns hold numbers only)"), row)
-        values = values.to_numpy(np.float64)
-        if (bad := ~np.isfinite(values)).any():
-            row = int(np.flatnonzero(bad)[0])
-            raise _error(path, f"column {name!r}: {int(bad.sum())} empty, NaN or infinite value(s), the first here",
-                         "fill or drop those rows before importing", row)
-        columns.append(values)
-    return np.column_stack(columns)
-
-
-def _seconds(column: pd.Series, rows: np.ndarray, path: Path, unit: str) -> np.ndarray:
-    """Timestamps as float seconds since the recording's first, strictly increasing."""
-    name = column.name
-    if column.isna().any():
-        row = int(rows[np.flatnonzero(column.isna())[0]])
-        raise _error(path, f"column {name!r}: missing timestamp", "fill or drop that row", row)
-    kind = _kind(column)
-    as_times = unit == "datetime" or (unit == "auto" and kind not in (NUMBERS, DECIMAL_COMMAS))
-    if kind == "true/false values" or (kind in ("date-times", "durations") and not as_times):
-        raise _error(path, f"column {name!r} holds {kind}, not timestamps" + (f" in {unit}" if unit != "auto" else ""),
-                     "name the time column (the `time_column` setting)" if kind == "true/false values"
-                     else "set time_unit=auto")
-    if as_times:
-        if pd.api.types.is_numeric_dtype(column):
-            raise _error(path, f"column {name!r}: time_unit datetime needs date-time text, found numbers",
-                         "set time_unit to s, ms, us or ns (or auto)")
-        parsed = column if kind == "durations" else pd.to_datetime(column, errors="coerce", utc=True, format="ISO8601")
-        if parsed.isna().any():
-            row = int(np.flatnonzero(parsed.isna())[0])
-            expected = "an ISO date-time" if unit == "datetime" else "a number or ISO date-time"
-            raise _error(path, f"column {name!r}: {_shown(column.iloc[row])} is not {expected}",
-                         "write seconds or ISO 8601 date-times (2024-05-01T12:00:00.020)", int(rows[row]))
-        seconds = (parsed - parsed.iloc[0]).to_numpy().astype("timedelta64[ns]").astype(np.int64) / 1e9
-    else:
-        numbers = _to_numbers(column)
-        if numbers.isna().any():
-            row = int(np.flatnonzero(numbers.isna())[0])
-            raise _error(path, f"column {name!r}: {_shown(column.iloc[row])} is not a number",
-                         _number_fix(column.iloc[row], "fix or remove that row (this time column holds numbers)"),
-                         int(rows[row]))
-        values = numbers.to_numpy()
-        relative = (values - values[0]).astype(np.float64)  # exact for integer epochs
-        if unit == "auto":
-            step = float(np.median(np.diff(relative))) if len(relative) > 1 else 0.0
-            unit = next((u for u, limit in (("s", 1), ("ms", 1e3), ("us", 1e6)) if step <= limit), "ns")
-        seconds = relative * UNITS[unit]
-    steps = np.diff(seconds)
-    if (bad := steps <= 0).any():
-        i = int(np.flatnonzero(bad)[0]) + 1
-        what = "repeats the previous timestamp" if steps[i - 1] == 0 else "goes back in time"
-        raise _error(path, f"column {name!r}: {_shown(column.iloc[i])} {what}",
-                     "sort the rows by time and drop duplicate samples", int(rows[i]))
-    return seconds
 
 
 def _check_labels(labels: pd.Series, rows: np.ndarray, path: Path, column: str, classes: list[str] | None) -> None:
@@ -367,36 +247,89 @@ def _check_labels(labels: pd.Series, rows: np.ndarray, path: Path, column: str, 
     if unknown.any():
         row = int(np.flatnonzero(unknown)[0])
         names = sorted(set(labels[unknown]))
-        raise _error(path, f"column {column!r}: label(s) {', '.join(map(repr, names[:5]))} not among the classes "
+        raise row_error(path, f"column {column!r}: label(s) {', '.join(map(repr, names[:5]))} not among the classes "
                      f"{', '.join(classes)}", "add them to classes or correct the labels", int(rows[row]))
 
 
-def _read_files(files: list[Path], options: ImportOptions) -> tuple[list[_Recording], list[str], dict[str, str]]:
-    """Every recording of every file, the signal channels, and each file's sha256."""
+def _read_tables(files: list[Path], options: ImportOptions) -> tuple[list[_Recording], list[str], dict[str, str]]:
+    """Every recording of every table file, the signal channels, and each file's sha256."""
     recordings: list[_Recording] = []
     channels: list[str] = []
     digests = {}
     for number, path in enumerate(files, start=1):
         digests[str(path)] = sha256_file(path)
-        frame = read_table(path, options)
+        frame = read_table(path, (options.label_column, options.subject_column, options.session_column))
         channels = channels or _channels(frame, path, options)
         _channels(frame, path, options.model_copy(update={"channels": channels}))  # every file has them
-        signals = _signals(frame, path, channels)
-        labels = frame[options.label_column].astype("string").str.strip().replace("", pd.NA)
+        signals = signal_values(frame, path, channels)
+        labels = pd.Series(pd.NA, index=frame.index, dtype="string") if options.labels else \
+            frame[options.label_column].astype("string").str.strip().replace("", pd.NA)
         keys = [c for c in (options.subject_column, options.session_column) if c]
         for column in keys:
             if frame[column].isna().any():
                 row = int(np.flatnonzero(frame[column].isna())[0])
-                raise _error(path, f"column {column!r}: empty value", "fill it in on every row", row)
+                raise row_error(path, f"column {column!r}: empty value", "fill it in on every row", row)
         groups = frame.groupby(keys, sort=False).indices if keys else {(): np.arange(len(frame))}
         for key, rows in groups.items():
             key = key if isinstance(key, tuple) else (key,)
             subject = str(key[0]) if options.subject_column else str(number)
             _check_labels(labels.iloc[rows], rows, path, options.label_column, options.classes)
-            seconds = _seconds(frame[options.time_column].iloc[rows], rows, path, options.time_unit)
-            recordings.append(_Recording(path, subject, rows, seconds, signals[rows],
-                                         labels.iloc[rows].reset_index(drop=True)))
+            seconds, clock = timestamps(frame[options.time_column].iloc[rows], rows, path, options.time_unit)
+            recordings.append(_Recording(path, path.stem, subject, rows, seconds, signals[rows],
+                                         labels.iloc[rows].reset_index(drop=True), clock))
     return recordings, channels, digests
+
+
+def _source_digest(source: Path) -> str:
+    """A zip's sha256, or a folder's: the sha256 of its CSV files' names and sha256s."""
+    if source.is_file():
+        return sha256_file(source)
+    files = sorted(p for p in source.iterdir() if p.suffix.lower() == ".csv" and p.is_file())
+    return hashlib.sha256("".join(f"{p.name}:{sha256_file(p)}\n" for p in files).encode()).hexdigest()
+
+
+def _read_sensor_sources(sources: list[Path], options: ImportOptions
+                         ) -> tuple[list[_Recording], list[str], dict[str, str]]:
+    """Every per-sensor recording merged (`harlab.data.sensors`), the channels, and each source's sha256."""
+    settings = SensorSettings(options.time_column, options.time_unit, options.rate, options.max_gap_s,
+                              options.acc_units, options.gyro_units)
+    recordings: list[_Recording] = []
+    channels: list[str] = []
+    for number, source in enumerate(sources, start=1):
+        merged = read_sensor_recording(source, settings)
+        logger.info(describe(merged))
+        wanted = options.channels or channels or list(merged.channels)
+        if missing := [c for c in wanted if c not in merged.channels]:
+            raise DataError(source, f"no channel {missing[0]} (it has {', '.join(merged.channels)})",
+                            "record that sensor, or leave it out of the channels")
+        channels = wanted
+        columns = [merged.channels.index(c) for c in channels]
+        rows = np.arange(len(merged.seconds))
+        recordings.append(_Recording(source, merged.name, str(number), rows, merged.seconds,
+                                     merged.signals[:, columns], pd.Series(pd.NA, index=rows, dtype="string"),
+                                     merged.clock))
+    return recordings, channels, {str(source): _source_digest(source) for source in sources}
+
+
+def _label_intervals(recordings: list[_Recording], options: ImportOptions) -> None:
+    """Each recording's labels from the interval files of `labels`, checked against `classes`."""
+    intervals = read_intervals(options.labels or [], sorted({rec.name for rec in recordings}))
+    for rec in recordings:
+        rec.labels = sample_labels(intervals[rec.name], rec.seconds, rec.clock, options.label_times, rec.name)
+        if options.classes and (unknown := sorted(set(rec.labels.dropna()) - set(options.classes))):
+            raise DataError(options.labels[0], f"label(s) {', '.join(map(repr, unknown[:5]))} not among the "
+                            f"classes {', '.join(options.classes)}", "add them to classes or correct the labels")
+
+
+def _convert_units(recordings: list[_Recording], channels: list[str], accelerometer: list[str],
+                   options: ImportOptions) -> None:
+    """Tables' accelerometer channels to g and gyroscope channels (named gyro...) to rad/s, as `acc_units` and
+    `gyro_units` say (per-sensor recordings are converted as they are read)."""
+    factors = np.array([CONVERSIONS["acc"].get(options.acc_units, 1.0) if name in accelerometer
+                        else CONVERSIONS["gyro"].get(options.gyro_units, 1.0) if "gyro" in name.lower() else 1.0
+                        for name in channels])
+    for rec in recordings:
+        rec.signals = rec.signals * factors
 
 
 def _stretches(rec: _Recording, max_gap_s: float) -> list[tuple[int, int]]:
@@ -411,16 +344,8 @@ def _samples_at(seconds: np.ndarray, rate: float) -> int:
 
 
 def _source_rate(rec: _Recording, options: ImportOptions) -> float:
-    steps = np.diff(rec.seconds)
-    if not len(steps):
-        raise DataError(rec.path, f"column {options.time_column!r}: subject {rec.subject} has a single sample",
-                        f"a recording needs at least one window ({options.window} samples)")
-    median = float(np.median(steps))
-    if median >= options.max_gap_s:
-        raise DataError(rec.path, f"column {options.time_column!r}: median step {median:g} s is not shorter than "
-                        f"max_gap_s {options.max_gap_s:g}", "raise the `max_gap_s` setting or check the time unit")
-    regular = steps[np.abs(steps / median - 1) <= 0.5]  # gaps and dropped samples aside
-    return float(f"{1 / float(np.mean(regular)):.4g}")
+    return sample_rate(rec.seconds, rec.path, f"column {options.time_column!r}: subject {rec.subject}",
+                       options.max_gap_s)
 
 
 def _target_rate(recordings: list[_Recording], sources: list[float], options: ImportOptions) -> float:
@@ -450,15 +375,13 @@ def _resample(t: np.ndarray, x: np.ndarray, codes: np.ndarray, source: float, ta
     """One stretch at exactly `target` Hz (see the module docstring), its label codes, and whether it changed."""
     ratio = Fraction(target / source).limit_denominator(1000)
     up, down = ratio.numerator, ratio.denominator
-    grid_rate = target * down / up
-    uniform = bool(np.max(np.abs(np.diff(t) * grid_rate - 1)) <= JITTER)
+    uniform = bool(np.max(np.abs(np.diff(t) * target * down / up - 1)) <= JITTER)
     if uniform and up == down:
         return x, codes, False
-    if not uniform:
-        grid = t[0] + np.arange(int((t[-1] - t[0]) * grid_rate + 1e-6) + 1) / grid_rate
-        x = np.column_stack([np.interp(grid, t, column) for column in x.T])
-    if up != down:
+    if uniform:  # already on a grid: only the rate changes
         x = signal.resample_poly(x, up, down, axis=0, padtype="line")
+    else:
+        x = resample_uniform(t, x, source, target, t[0])
     new_t = t[0] + np.arange(len(x)) / target
     nearest = interpolate.interp1d(t, codes, kind="nearest", bounds_error=False, fill_value=(codes[0], codes[-1]),
                                    assume_sorted=True)
@@ -524,17 +447,28 @@ def _test_subjects(subjects: list[int], options: ImportOptions) -> tuple[int, ..
 
 def build_windowset(paths: Iterable[str | Path], options: ImportOptions) -> tuple[WindowSet, dict[str, Any]]:
     """Windows of the recordings in `paths` and the manifest describing them (nothing is written)."""
-    files = input_files(paths)
-    recordings, channels, digests = _read_files(files, options)
+    files = input_files(paths, options.time_column)
+    sensors = _is_sensor_source(files[0])
+    recordings, channels, digests = (_read_sensor_sources if sensors else _read_tables)(files, options)
+    if options.labels:
+        _label_intervals(recordings, options)
     if missing := sorted(set(options.accelerometer or []) - set(channels)):
         raise HarlabError(f"option accelerometer: {missing} are not signal channels ({', '.join(channels)}); fix it")
     accelerometer = options.accelerometer if options.accelerometer is not None else [
         c for c in channels if "acc" in c.lower()]
+    if not sensors:
+        _convert_units(recordings, channels, accelerometer, options)
+    if len(accelerometer) == 3:
+        acc = [channels.index(c) for c in accelerometer]
+        check_gravity(np.concatenate([rec.signals[:, acc] for rec in recordings]), files[0])
     found = {str(x) for rec in recordings for x in rec.labels.dropna().unique()}
     classes = list(options.classes) if options.classes else sorted(
         found, key=lambda s: (0, float(s), s) if _is_number(s) else (1, 0.0, s))
     if not classes:
-        raise DataError(files[0], f"column {options.label_column!r}: no labels at all", "label the activities")
+        where, problem = ((options.labels[0], "no intervals at all") if options.labels else
+                          (files[0], "per-sensor recordings carry no labels") if sensors else
+                          (files[0], f"column {options.label_column!r}: no labels at all"))
+        raise DataError(where, problem, "label the activities (in a column, or an interval file: `labels`)")
     ids = _subject_ids(recordings)
     subjects = sorted(set(ids.values()))
     time_split = len(subjects) == 1
@@ -704,20 +638,21 @@ def read_signals(path: Path, channels: list[str], rate: float, time_column: str 
     """
     options = ImportOptions.parse({"time_column": time_column, "time_unit": time_unit, "channels": channels,
                                    "rate": rate}, path)
-    frame = read_table(path, options)
+    frame = read_table(path, (options.label_column, options.subject_column, options.session_column))
     if missing := [c for c in channels if c not in frame.columns]:
         raise DataError(path, f"column {missing[0]!r} not found (columns: {', '.join(map(str, frame.columns))})",
                         "rename the recording's columns to the model's")
-    signals = _signals(frame, path, channels)
+    signals = signal_values(frame, path, channels)
     rows = np.arange(len(frame))
     if time_column in frame.columns:
-        seconds = _seconds(frame[time_column], rows, path, time_unit)
+        seconds, _ = timestamps(frame[time_column], rows, path, time_unit)
     elif source_rate is not None:
         seconds = rows / source_rate
     else:
         raise DataError(path, f"no {time_column!r} column", "name the time column (the `time_column` setting) or "
                         "give the recording's rate (the `rate` setting)")
-    recording = _Recording(path, "1", rows, seconds, signals, pd.Series([pd.NA] * len(rows), dtype="string"))
+    recording = _Recording(path, path.stem, "1", rows, seconds, signals,
+                           pd.Series([pd.NA] * len(rows), dtype="string"), Clock(0.0, None))
     source = _source_rate(recording, options.model_copy(update={"max_gap_s": float("inf")}))
     if rate > MAX_UPSAMPLING * source:
         raise DataError(path, f"column {time_column!r}: the model's {rate:g} Hz is over {MAX_UPSAMPLING}× the "

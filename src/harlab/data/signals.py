@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 from scipy import ndimage, signal
@@ -55,6 +56,18 @@ def butter_lowpass(x: np.ndarray, cutoff_hz: float, sampling_rate: float, order:
                           f"{nyquist} Hz of a {sampling_rate} Hz signal; lower the cutoff")
     sos = signal.butter(order, cutoff_hz, btype="low", fs=sampling_rate, output="sos")
     return signal.sosfiltfilt(sos, x, axis=0)
+
+
+def resample_uniform(t: np.ndarray, x: np.ndarray, source: float, target: float, start: float) -> np.ndarray:
+    """Samples `x` [n, channels] taken at times `t` (near `source` Hz) at `target` Hz from `start` (≥ t[0]): sample
+    j at start + j / target. np.interp onto a uniform grid near the source rate, then `scipy.signal.resample_poly`
+    by up/down, the ratio target/source with a denominator ≤ 1000 (its low-pass anti-aliases a downsampling)."""
+    ratio = Fraction(target / source).limit_denominator(1000)
+    up, down = ratio.numerator, ratio.denominator
+    grid_rate = target * down / up
+    grid = start + np.arange(int((t[-1] - start) * grid_rate + 1e-6) + 1) / grid_rate
+    x = np.column_stack([np.interp(grid, t, column) for column in x.T])
+    return signal.resample_poly(x, up, down, axis=0, padtype="line") if up != down else x
 
 
 def window_count(n_samples: int, length: int, step: int) -> int:

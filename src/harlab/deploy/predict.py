@@ -246,7 +246,8 @@ def read_model_input(model: WindowModel, path: Path, *, time_column: str = "time
     pipeline starts from — resampled to the model's rate. The time column may hold seconds, milliseconds or
     date-times (see harlab.data.recordings); without one, `rate` gives the recording's rate. Other columns
     (labels, subject) are ignored."""
-    from harlab.data.recordings import SUFFIXES, read_header, read_signals
+    from harlab.data.recordings import read_signals
+    from harlab.data.tables import SUFFIXES, read_header
 
     if path.suffix.lower() not in SUFFIXES or not path.is_file():
         raise DataError(path, "not a CSV or Parquet file", "pass the recording's .csv or .parquet file")
