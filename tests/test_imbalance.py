@@ -3,6 +3,7 @@ accuracy in every result, and one-line refusals; configurations recorded before 
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -107,3 +108,38 @@ def test_harlab_train_with_class_weights_and_the_balanced_sampler(real_data: Pat
                               "--out", str(tmp_path / "bad")])
     assert isinstance(bad.exception, HarlabError)  # harlab's main() prints it as one line
     assert "--class-weight 'WALKING:2': give balanced or NAME=WEIGHT" in str(bad.exception)
+
+
+def test_class_score_is_scikit_learns_balanced_accuracy_and_macro_f1() -> None:
+    from sklearn.metrics import balanced_accuracy_score, f1_score
+
+    from harlab.training.loop import class_score
+
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        y = rng.choice([0, 1, 3], size=50, p=[0.7, 0.2, 0.1])  # class 2 absent, class 4 neither true nor predicted
+        predicted = np.where(rng.random(50) < 0.6, y, rng.integers(0, 4, 50))
+        truth, guess = torch.as_tensor(y), torch.as_tensor(predicted)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "y_pred contains classes not in y_true": as meant
+            expected = balanced_accuracy_score(y, predicted)
+        assert class_score("val_balanced_accuracy", truth, guess, 5) == pytest.approx(expected)
+        assert class_score("val_macro_f1", truth, guess, 5) == pytest.approx(
+            f1_score(y, predicted, labels=range(5), average="macro", zero_division=0))
+
+
+def test_early_stopping_on_macro_f1(real_data: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "train"
+    result = train_cli_on_hapt_subjects(real_data, monkeypatch, out, "--repeats", "1", "--epochs", "4",
+                                        "--validation-split", "0.34", "--patience", "1", "--monitor", "val_macro_f1",
+                                        subjects=(1, 3, 5, 6, 2))
+    assert result.exit_code == 0, result.output
+    row, = ResultsStore(out).rows()
+    curve = row["history"]["val_macro_f1"]
+    assert row["config"]["monitor"] == "val_macro_f1" and len(curve) == len(row["history"]["val_loss"])
+    best = max(range(len(curve)), key=lambda i: (curve[i], i)) + 1  # ties: the later epoch, as for the loss
+    assert row["best_epoch"] == best
+    assert "monitor" not in RepeatConfig(model="cnn").model_dump(mode="json")
+    assert describe(RepeatConfig(model="cnn", patience=2, validation_split=0.2, monitor="val_macro_f1")
+                    .train_config()).endswith("early stopping on val_macro_f1 (patience 2, 20% of subjects held out)")

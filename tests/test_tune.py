@@ -277,3 +277,15 @@ def test_killed_search_resumes_and_writes_the_best_spec_and_report(real_data: Pa
     assert "test accuracy measured once, after the choice" in report
     assert (out / "figures" / "optimization-history.png").is_file()
     assert np.isfinite(float(summary.split("after the choice: ")[1].split("%")[0]))
+
+
+def test_a_search_maximizes_the_monitored_macro_f1(hapt: WindowSet, tmp_path: Path) -> None:
+    spec = parse_spec({"name": "f1", "dataset": "hapt", "epochs": 1, "hyperparameters": {"filters": 4},
+                       "monitor": "val_macro_f1", "search": {"learning_rate": {"choices": [1e-2, 1e-3]}}}, "f1.toml")
+    records: list[TrialRecord] = []
+    study, _ = search(spec, hapt, tmp_path / "f1", 2, on_trial=records.append)
+    assert study.direction == optuna.study.StudyDirection.MAXIMIZE
+    assert [r.objective for r in records] == ["val_macro_f1"] * 2 and all(0 < r.value <= 1 for r in records)
+    assert records[0].line().startswith("trial 0: val_macro_f1 0.")
+    with pytest.raises(HarlabError, match="monitor"):
+        parse_spec({"name": "m", "search": {"monitor": {"choices": ["val_loss", "val_macro_f1"]}}}, "m.toml")

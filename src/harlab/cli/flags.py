@@ -60,6 +60,7 @@ FLAGS: dict[str, str] = {
     "label_smoothing": "--label-smoothing",
     "class_weight": "--class-weight",
     "sampler": "--sampler",
+    "monitor": "--monitor",
     "augment": "--augment",
     "split": "--cv",
     "folds": "--folds",

@@ -44,6 +44,9 @@ def train(
         "(default: the model's; 0 turns early stopping off).")] = None,
     patience: Annotated[int | None, typer.Option(min=0, help="Early-stopping patience in epochs on validation "
                                                  "loss (default: the model's).")] = None,
+    monitor: Annotated[str | None, typer.Option(help="What early stopping watches on the validation subjects: "
+                                                "val_loss (default), val_accuracy, val_balanced_accuracy or "
+                                                "val_macro_f1.")] = None,
     early_stopping: Annotated[int | None, typer.Option(
         min=0, metavar="PATIENCE", help="Stop when the validation loss has not improved for PATIENCE epochs and "
         "restore the best epoch; validation subjects come from the training subjects (--validation-split, "
@@ -92,7 +95,8 @@ def train(
         "standardize": standardize, "epochs": epochs, "batch_size": batch_size, "validation_split": validation_split,
         "patience": patience, "schedule": schedule, "weight_decay": weight_decay, "label_smoothing": label_smoothing,
         "augment": None if augment is None else [a for a in augment.split(",") if a not in ("", "none")],
-        "precision": precision, "class_weight": parse_class_weight(class_weight), "sampler": sampler}
+        "precision": precision, "class_weight": parse_class_weight(class_weight), "sampler": sampler,
+        "monitor": monitor}
     spec = api.training_spec(model, dataset=dataset, repeats=repeats, seed=seed,
                                     hyperparameters=parse_params(param), split=cv, folds=folds,
                                     test_fraction=test_fraction, early_stopping=early_stopping, device=device,

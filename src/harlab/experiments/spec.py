@@ -26,8 +26,8 @@ from harlab.training.settings import MAX_SEED, RepeatConfig, RunSettings, defaul
 
 # Settings of a run besides the model's hyperparameters; any of them can be fixed or swept.
 RUN_SETTINGS = tuple(RunSettings.model_fields)
-# Run settings a search may not vary: every trial must be validated on the same subjects.
-UNSEARCHABLE = ("split", "validation_split")
+# Run settings a search may not vary: every trial must be validated on the same subjects, by the same objective.
+UNSEARCHABLE = ("split", "validation_split", "monitor")
 CHOICE_TYPES = (bool, int, float, str, type(None))
 EARLY_STOPPING_SPLIT = 0.2  # of the training subjects, held out when early stopping is asked for without one
 
@@ -169,7 +169,8 @@ class ExperimentSpec(RunSettings):
             raise ValueError("search and variants cannot be combined; search one model's settings at a time")
         for key, dimension in self.search.items():
             if key in UNSEARCHABLE:
-                raise ValueError(f"search.{key}: cannot be searched; every trial is validated on the same subjects")
+                raise ValueError(f"search.{key}: cannot be searched; every trial is validated on the same subjects, "
+                                 "by the same objective")
             if dimension.choices is None and key in ("model", "standardize"):
                 raise ValueError(f"search.{key}: give choices, not a range")
             if dimension.choices is not None and not all(isinstance(v, CHOICE_TYPES) for v in dimension.choices):

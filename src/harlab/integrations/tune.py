@@ -1,10 +1,12 @@
 """`harlab tune`: search a spec's `search` space with Optuna (TPE, median pruning), honest about the test set.
 
 Each trial trains one configuration on the training subjects minus a seeded set of validation subjects and is
-scored by its validation loss (lower is better); the test split is set aside before the search and never seen
-by it. The search lives in an SQLite database (OUT/optuna.db), so a killed search resumes and runs only the
-trials still missing. Afterwards the best configuration is written as a spec (OUT/best.yaml), trained again
-with the spec's repeats into OUT/best/ like any experiment, and only then scored on the test split, once.
+scored on them by the spec's `monitor`: the validation loss (minimized; the default), or accuracy, balanced
+accuracy or macro-F1 (maximized; for imbalanced classes), of the weights the trial keeps. The test split is set
+aside before the search and never seen by it. The search lives in an SQLite database (OUT/optuna.db), so a killed
+search resumes and runs only the trials still missing. Afterwards the best configuration is written as a spec
+(OUT/best.yaml), trained again with the spec's repeats into OUT/best/ like any experiment, and only then scored on
+the test split, once.
 """
 
 from __future__ import annotations
@@ -42,7 +44,6 @@ if TYPE_CHECKING:
 
 SEARCH_DB, BEST_SPEC, BEST_DIR, REPORT, SUMMARY = "optuna.db", "best.yaml", "best", "report.html", "tune.json"
 DEFAULT_VALIDATION_SPLIT = 0.2
-OBJECTIVE = "val_loss"  # minimized: the validation loss of the weights a trial keeps
 # Not the search's concern: what a rerun may change without starting the search over.
 FREE_FIELDS = ("repeats", "description", "tutorial")
 
@@ -93,15 +94,25 @@ def fixed_spec_data(spec: ExperimentSpec, params: dict[str, Any]) -> dict[str, A
     return data
 
 
-class OptunaPruning(Callback):
-    """Reports every epoch's validation loss to the Optuna trial and stops the fit by raising
-    `optuna.TrialPruned` when the pruner says the trial is behind the others at this epoch."""
+def objective_of(spec: ExperimentSpec) -> str:
+    """What the search compares: the spec's `monitor` (a TrainConfig monitor), by default the validation loss."""
+    return spec.monitor or "val_loss"
 
-    def __init__(self, trial: optuna.Trial):
+
+def direction(objective: str) -> str:
+    return "minimize" if objective == "val_loss" else "maximize"
+
+
+class OptunaPruning(Callback):
+    """Reports every epoch's `objective` (a validation series of the history) to the Optuna trial and stops the fit
+    by raising `optuna.TrialPruned` when the pruner says the trial is behind the others at this epoch."""
+
+    def __init__(self, trial: optuna.Trial, objective: str = "val_loss"):
         self.trial = trial
+        self.objective = objective
 
     def on_epoch_end(self, state: FitState) -> None:
-        self.trial.report(state.history.val_loss[-1], state.epoch)
+        self.trial.report(state.history.monitored(self.objective)[-1], state.epoch)
         if self.trial.should_prune():
             raise import_optuna().TrialPruned(f"pruned at epoch {state.epoch}")
 
@@ -113,21 +124,26 @@ class TrialRecord:
     number: int
     state: str  # complete, pruned, fail (or running: another process's trial)
     params: dict[str, Any]
-    val_loss: float | None
+    objective: str  # what `value` is: val_loss, val_macro_f1, ...
+    value: float | None
     val_accuracy: float | None
     epochs: int | None
     seconds: float | None
     error: str = ""
 
     @classmethod
-    def of(cls, trial: optuna.trial.FrozenTrial) -> TrialRecord:
+    def of(cls, trial: optuna.trial.FrozenTrial, objective: str = "val_loss") -> TrialRecord:
         state = trial.state.name.lower()
         steps = trial.intermediate_values
         last = max(steps) if steps else None
-        val_loss = trial.value if state == "complete" else steps[last] if last is not None else None
+        value = trial.value if state == "complete" else steps[last] if last is not None else None
         attrs = trial.user_attrs
-        return cls(trial.number, state, dict(trial.params), val_loss, attrs.get("val_accuracy"),
+        return cls(trial.number, state, dict(trial.params), objective, value, attrs.get("val_accuracy"),
                    attrs.get("epochs", last), attrs.get("seconds"), attrs.get("error", ""))
+
+    def outcome(self) -> str:
+        """`val_loss 0.4120`"""
+        return f"{self.objective} {self.value:.4f}"
 
     def params_text(self) -> str:
         return "{" + ", ".join(f"{k}: {_short(v)}" for k, v in self.params.items()) + "}"
@@ -135,10 +151,9 @@ class TrialRecord:
     def line(self) -> str:
         """`trial 3: val_loss 0.412 (val_accuracy 87.1%) {filters: 64, …}`, or why it stopped."""
         if self.state == "complete":
-            outcome = f"{OBJECTIVE} {self.val_loss:.4f} (val_accuracy {self.val_accuracy:.1%})"
+            outcome = f"{self.outcome()} (val_accuracy {self.val_accuracy:.1%})"
         elif self.state == "pruned":
-            outcome = f"pruned at epoch {self.epochs}" + (f" ({OBJECTIVE} {self.val_loss:.4f})"
-                                                           if self.val_loss is not None else "")
+            outcome = f"pruned at epoch {self.epochs}" + (f" ({self.outcome()})" if self.value is not None else "")
         else:
             outcome = self.state + (f" ({self.error})" if self.error else "")
         return f"trial {self.number}: {outcome} {self.params_text()}"
@@ -149,7 +164,7 @@ def _short(value: Any) -> str:
 
 
 class Objective:
-    """Train one configuration per trial on the search data and return its validation loss."""
+    """Train one configuration per trial on the search data and return its objective (`objective_of`)."""
 
     def __init__(self, spec: ExperimentSpec, parts: SearchData, shape: tuple[int, int, int]):
         self.spec, self.parts, self.shape = spec, parts, shape  # shape: channels, timesteps, classes
@@ -165,7 +180,8 @@ class Objective:
             prepared = prepare(self.parts.fit, train_config, config.seed,
                                (self.parts.validation, self.parts.validation_subjects))
             history = fit_run(prepared, config.model, config.hyperparameters, train_config, config.seed, self.shape,
-                              [OptunaPruning(trial)], resolve_device(self.spec.device)).history
+                              [OptunaPruning(trial, objective_of(self.spec))], resolve_device(self.spec.device)
+                              ).history
         except optuna.TrialPruned:
             trial.set_user_attr("seconds", time.perf_counter() - start)
             raise
@@ -178,7 +194,7 @@ class Objective:
         trial.set_user_attr("seconds", time.perf_counter() - start)
         if math.isnan(history.val_loss[kept]):
             trial.set_user_attr("error", "validation loss is NaN: training diverged")
-        return history.val_loss[kept]
+        return history.monitored(objective_of(self.spec))[kept]
 
 
 def _suggest(trial: optuna.Trial, key: str, dimension: SearchDimension) -> Any:
@@ -200,7 +216,8 @@ def open_study(spec: ExperimentSpec, data: WindowSet, out: Path,
     database = out / SEARCH_DB
     try:
         storage = optuna.storages.RDBStorage(f"sqlite:///{database.resolve()}")
-        study = optuna.create_study(storage=storage, study_name=spec.name, direction="minimize", load_if_exists=True,
+        study = optuna.create_study(storage=storage, study_name=spec.name, direction=direction(objective_of(spec)),
+                                    load_if_exists=True,
                                     pruner=pruner or optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2))
     except SQLAlchemyError as exc:
         reason = " ".join(str(exc.orig if getattr(exc, "orig", None) else exc).split())[:200]
@@ -250,7 +267,7 @@ def search(spec: ExperimentSpec, data: WindowSet, out: Path, trials: int, timeou
         if finished < trials:
             study.optimize(Objective(spec, parts, (data.X.shape[2], data.window, len(data.classes))),
                            n_trials=trials - finished, timeout=timeout,
-                           callbacks=[lambda _, trial: on_trial(TrialRecord.of(trial))])
+                           callbacks=[lambda _, trial: on_trial(TrialRecord.of(trial, objective_of(spec)))])
     finally:
         optuna.logging.set_verbosity(verbosity)
     return study, parts
@@ -278,12 +295,14 @@ def tune(spec: ExperimentSpec, data: WindowSet, out: Path, trials: int = 20, tim
     the spec's) into OUT/best/ and score those runs on the test split; write OUT/report.html and OUT/tune.json."""
     with writing(out):  # one search per folder; a killed one releases it with its process
         study, parts = search(spec, data, out, trials, timeout, on_trial, on_start, pruner)
-        records = [TrialRecord.of(t) for t in study.get_trials(deepcopy=False)]
+        objective = objective_of(spec)
+        records = [TrialRecord.of(t, objective) for t in study.get_trials(deepcopy=False)]
         complete = [r for r in records if r.state == "complete"]
         if not complete:
             raise HarlabError(f"no trial of {spec.name} completed ({len(records)} tried, none kept to the end); "
                               "see the lines above, widen the search or give more `trials`")
-        best = min(complete, key=lambda r: (r.val_loss, r.number))
+        sign = 1 if direction(objective) == "minimize" else -1
+        best = min(complete, key=lambda r: (sign * r.value, r.number))
         best_spec_path = write_best_spec(spec, best, parts, out / BEST_SPEC)
         best_spec = load_spec(best_spec_path, {"repeats": repeats} if repeats else None)
         best_dir = out / BEST_DIR
@@ -295,13 +314,14 @@ def tune(spec: ExperimentSpec, data: WindowSet, out: Path, trials: int = 20, tim
         rows = store.rows()
         test = describe([row["accuracy"] for row in rows])
         subjects = ", ".join(map(str, parts.validation_subjects))
-        summary = (f"best: trial {best.number} of {finished_trials(study)}, {OBJECTIVE} {best.val_loss:.4f} "
+        summary = (f"best: trial {best.number} of {finished_trials(study)}, {best.outcome()} "
                    f"{best.params_text()}; chosen on validation subjects {subjects} (held out of the training "
                    f"split); test accuracy measured once, after the choice: {test.mean:.2f}% ± {test.std:.2f} "
                    f"over {_runs(test.runs)} of {best_spec_path}")
         report = write_report(spec, study, records, best, best_spec_path, parts, test, rows, out)
         atomic_write_json(out / SUMMARY, {
-            "name": spec.name, "objective": f"{OBJECTIVE} (minimized)", "trials": [asdict(r) for r in records],
+            "name": spec.name, "objective": f"{objective} ({direction(objective)}d)",
+            "trials": [asdict(r) for r in records],
             "best": asdict(best), "best_spec": str(best_spec_path), "validation_subjects": parts.validation_subjects,
             "test_accuracy": asdict(test), "updated": now_iso()})
         return TuneResult(records, best, best_spec_path, parts.validation_subjects, test, summary, report)
@@ -319,7 +339,7 @@ def write_best_spec(spec: ExperimentSpec, best: TrialRecord, parts: SearchData, 
     """OUT/best.yaml: the spec with the best trial's values fixed, no search, the same repeats, ready for
     `harlab experiment run`."""
     data = fixed_spec_data(spec, best.params)
-    note = (f"Chosen by harlab tune: trial {best.number}, {OBJECTIVE} {best.val_loss:.4f} on validation subjects "
+    note = (f"Chosen by harlab tune: trial {best.number}, {best.outcome()} on validation subjects "
             f"{', '.join(map(str, parts.validation_subjects))} of the training split.")
     data = {"name": f"{spec.name}-best", "description": f"{spec.description} {note}".strip(),
             **{k: v for k, v in data.items() if k not in ("name", "description", "repeats")}, "repeats": spec.repeats}
@@ -339,8 +359,8 @@ def write_report(spec: ExperimentSpec, study: optuna.Study, records: list[TrialR
         report.paragraph(spec.description)
     subjects = ", ".join(map(str, parts.validation_subjects))
     report.paragraph(f"Every trial trained on the training subjects except {subjects} and was scored on those "
-                     f"validation subjects ({len(parts.validation)} windows); the search minimized the validation "
-                     f"loss and never saw the test split. The best configuration was chosen on validation "
+                     f"validation subjects ({len(parts.validation)} windows); the search {direction(best.objective)}d "
+                     f"{best.objective} and never saw the test split. The best configuration was chosen on validation "
                      f"subjects {subjects}; test accuracy measured once, after the choice, over "
                      f"{_runs(test.runs)} of it trained again.", "note")
 
@@ -352,31 +372,32 @@ def write_report(spec: ExperimentSpec, study: optuna.Study, records: list[TrialR
     report.heading("Trials", "trials")
     counts = {state: sum(r.state == state for r in records) for state in ("complete", "pruned", "fail")}
     report.paragraph(f"{len(records)} trials: {counts['complete']} complete, {counts['pruned']} pruned (median "
-                     f"pruner on the per-epoch validation loss), {counts['fail']} failed or interrupted.", "note")
-    report.table(("trial", "params", OBJECTIVE, "val accuracy", "state", "pruned", "epochs", "s"),
-                 [(r.number, r.params_text(), _value(r.val_loss, ".4f"), _value(r.val_accuracy, ".1%"), r.state,
+                     f"pruner on the per-epoch {best.objective}), {counts['fail']} failed or interrupted.", "note")
+    report.table(("trial", "params", best.objective, "val accuracy", "state", "pruned", "epochs", "s"),
+                 [(r.number, r.params_text(), _value(r.value, ".4f"), _value(r.val_accuracy, ".1%"), r.state,
                    f"at epoch {r.epochs}" if r.state == "pruned" else "", _value(r.epochs, "d"),
                    _value(r.seconds, ".1f")) for r in records])
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         report.heading("Optimization history", "history")
-        axes = optuna.visualization.matplotlib.plot_optimization_history(study, target_name=OBJECTIVE)
-        report.figure(axes.figure, "optimization-history", f"{OBJECTIVE} of every completed trial and the best so far.")
+        axes = optuna.visualization.matplotlib.plot_optimization_history(study, target_name=best.objective)
+        report.figure(axes.figure, "optimization-history",
+                      f"{best.objective} of every completed trial and the best so far.")
         report.heading("Parameter importances", "importances")
         complete = [r for r in records if r.state == "complete"]
         varying = [k for k in spec.search if len({repr(r.params.get(k)) for r in complete}) > 1]
         if len(complete) >= 2 and varying:
-            axes = optuna.visualization.matplotlib.plot_param_importances(study, target_name=OBJECTIVE)
+            axes = optuna.visualization.matplotlib.plot_param_importances(study, target_name=best.objective)
             report.figure(axes.figure, "param-importances", f"How much each searched setting explains of the "
-                          f"{OBJECTIVE} of the completed trials (Optuna's default evaluator).")
+                          f"{best.objective} of the completed trials (Optuna's default evaluator).")
         else:
             report.paragraph(f"No importances: they need at least 2 completed trials ({len(complete)} here) with "
                              "at least one searched setting taking different values.", "note")
 
     report.heading("Best configuration", "best")
     report.table(("setting", "value"), [(k, _short(v)) for k, v in best.params.items()],
-                 f"Trial {best.number}: {OBJECTIVE} {best.val_loss:.4f}, validation accuracy "
+                 f"Trial {best.number}: {best.outcome()}, validation accuracy "
                  f"{_value(best.val_accuracy, '.1%')}")
     report.paragraph(f"Written as {best_spec} (no search; run it with harlab experiment run).", "note")
 

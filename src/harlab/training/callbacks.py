@@ -18,13 +18,16 @@ from torch import nn
 
 @dataclass
 class History:
-    """Per-epoch training (and validation) loss and accuracy, the epoch kept, the seconds the fit took, and the
-    device and precision it trained in."""
+    """Per-epoch training (and validation) loss and accuracy, the validation score early stopping monitors where
+    it is another (balanced accuracy or macro-F1), the epoch kept, the seconds the fit took, and the device and
+    precision it trained in."""
 
     loss: list[float] = field(default_factory=list)
     accuracy: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     val_accuracy: list[float] = field(default_factory=list)
+    val_balanced_accuracy: list[float] = field(default_factory=list)
+    val_macro_f1: list[float] = field(default_factory=list)
     best_epoch: int | None = None
     fit_seconds: float = 0.0
     device: str = "cpu"
@@ -34,7 +37,13 @@ class History:
         curves = {"loss": self.loss, "accuracy": self.accuracy}
         if self.val_loss:
             curves |= {"val_loss": self.val_loss, "val_accuracy": self.val_accuracy}
-        return curves
+        return curves | {name: values for name, values in (("val_balanced_accuracy", self.val_balanced_accuracy),
+                                                            ("val_macro_f1", self.val_macro_f1)) if values}
+
+    def monitored(self, monitor: str) -> list[float]:
+        """The per-epoch validation series named `monitor` (a TrainConfig monitor: val_loss, val_accuracy, ...)."""
+        values: list[float] = getattr(self, monitor)
+        return values
 
 
 @dataclass
@@ -68,12 +77,18 @@ class Callback:
         """`count` more epochs finished in runs training in worker processes, whose fit states stay there."""
 
 
-class EarlyStopping(Callback):
-    """Stop once the validation loss has not improved for `patience` epochs and restore the best epoch's weights;
-    `history.best_epoch` says which epoch was kept."""
+def improved(values: list[float], monitor: str) -> bool:
+    """Whether the last of `values` is the best so far (ties count): the lowest loss, or the highest score."""
+    return values[-1] <= min(values) if monitor == "val_loss" else values[-1] >= max(values)
 
-    def __init__(self, patience: int):
+
+class EarlyStopping(Callback):
+    """Stop once the `monitor`ed validation series (the loss, or a score) has not improved for `patience` epochs and
+    restore the best epoch's weights; `history.best_epoch` says which epoch was kept."""
+
+    def __init__(self, patience: int, monitor: str = "val_loss"):
         self.patience = patience
+        self.monitor = monitor
         self.best_state: dict[str, torch.Tensor] | None = None
 
     def on_fit_start(self, state: FitState) -> None:
@@ -81,7 +96,7 @@ class EarlyStopping(Callback):
 
     def on_epoch_end(self, state: FitState) -> None:
         history = state.history
-        if history.val_loss[-1] <= min(history.val_loss):
+        if improved(history.monitored(self.monitor), self.monitor):
             history.best_epoch = state.epoch
             self.best_state = {k: v.detach().clone() for k, v in state.model.state_dict().items()}
         elif history.best_epoch is not None and state.epoch - history.best_epoch >= self.patience:

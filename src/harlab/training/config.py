@@ -21,6 +21,7 @@ from harlab.training.device import Precision
 
 Schedule = Literal["constant", "cosine", "plateau"]
 Sampler = Literal["shuffle", "balanced"]
+Monitor = Literal["val_loss", "val_accuracy", "val_balanced_accuracy", "val_macro_f1"]
 Weight = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Augmentation = Literal["jitter", "scaling", "time_warp", "rotation"]
 
@@ -29,8 +30,9 @@ Augmentation = Literal["jitter", "scaling", "time_warp", "rotation"]
 class TrainConfig:
     """How to fit: the tutorial trains with Adam(1e-3) and the model's own epochs and batch size.
 
-    With `patience`, training stops once the validation loss has not improved for that many epochs and the
-    weights of the best epoch are restored. `validation_split` is the fraction of training subjects held out
+    With `patience`, training stops once the `monitor`ed validation score (the loss by default, or accuracy,
+    balanced accuracy or macro-F1 for imbalanced classes) has not improved for that many epochs, and the weights of
+    the best epoch are restored. `validation_split` is the fraction of training subjects held out
     for that validation set. `schedule` is constant, cosine (annealed to zero over the planned steps) or plateau
     (halved when the validation loss, or without validation the training loss, stalls). `augment` names the
     augmentations applied to every training batch (see harlab.training.augment). `standardize` fits a
@@ -54,13 +56,15 @@ class TrainConfig:
     precision: Precision = "fp32"
     class_weight: Literal["balanced"] | dict[str, Weight] | None = None
     sampler: Sampler = "shuffle"
+    monitor: Monitor = "val_loss"
 
 
 # The settings a registered model gives its own default for (its tutorial's, or the modern recipe).
 MODEL_DEFAULTS = ("epochs", "batch_size", "validation_split", "patience", "schedule", "weight_decay",
-                  "label_smoothing", "augment", "precision", "class_weight", "sampler")
+                  "label_smoothing", "augment", "precision", "class_weight", "sampler", "monitor")
 # Settings added after results were first recorded: left out of dumps while unset, so older records still match.
-LATER_SETTINGS = ("schedule", "weight_decay", "label_smoothing", "augment", "precision", "class_weight", "sampler")
+LATER_SETTINGS = ("schedule", "weight_decay", "label_smoothing", "augment", "precision", "class_weight", "sampler",
+                  "monitor")
 
 
 def override_fields() -> dict[str, Any]:
@@ -106,7 +110,8 @@ def describe(config: TrainConfig) -> str:
     """A short text such as `10 epochs, batch 32, cosine learning rate, augmented by jitter/rotation`."""
     text = f"{config.epochs} epochs, batch {config.batch_size}"
     if config.patience is not None:
-        text += f", early stopping (patience {config.patience}, {config.validation_split:.0%} of subjects held out)"
+        on = "" if config.monitor == "val_loss" else f" on {config.monitor}"
+        text += f", early stopping{on} (patience {config.patience}, {config.validation_split:.0%} of subjects held out)"
     if config.schedule != "constant":
         text += f", {config.schedule} learning rate"
     if config.weight_decay:

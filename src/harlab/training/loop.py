@@ -82,8 +82,7 @@ def _fit_self(model: SelfFitting, X: torch.Tensor, y: torch.Tensor, config: Trai
     loss, accuracy = evaluate(model, X, y)  # type: ignore[arg-type]  # a self-fitting model is a module too
     history = History(loss=[loss], accuracy=[accuracy], fit_seconds=fit_seconds)
     if validation is not None:
-        val_loss, val_accuracy = evaluate(model, *validation)  # type: ignore[arg-type]
-        history.val_loss, history.val_accuracy = [val_loss], [val_accuracy]
+        record_validation(model, validation, history, config.monitor)  # type: ignore[arg-type]
     return history
 
 
@@ -112,7 +111,7 @@ def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor, config: TrainConfig,
     if config.patience is not None and validation is None:
         raise ValueError("early stopping (patience) needs a validation set")
     check_classes(y)
-    hooks = [*callbacks, *([EarlyStopping(config.patience)] if config.patience is not None else [])]
+    hooks = [*callbacks, *([EarlyStopping(config.patience, config.monitor)] if config.patience is not None else [])]
     contract = Contract.of(model)
     if contract.self_fitting:  # one closed-form fit on the CPU: nothing to stop early
         state = FitState(model, config.epochs, History())
@@ -162,9 +161,7 @@ def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor, config: TrainConfig,
         history.loss.append(float(total_loss) / len(X))  # the epoch's one read of the device
         history.accuracy.append(int(correct) / len(X))
         if validation is not None:
-            val_loss, val_accuracy = evaluate(model, *validation)
-            history.val_loss.append(val_loss)
-            history.val_accuracy.append(val_accuracy)
+            record_validation(model, validation, history, config.monitor)
         if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             scheduler.step((history.val_loss or history.loss)[-1])
         state.epoch = epoch
@@ -215,9 +212,38 @@ def model_device(model: nn.Module) -> torch.device:
 def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 1024) -> tuple[float, float]:
     """Loss (regularization included, as Keras reports it) and accuracy of `model` on X, y."""
     logits = logits_of(model, X, batch_size)
-    y = y.to(logits.device)
+    return _loss_and_accuracy(model, logits, y.to(logits.device))
+
+
+def _loss_and_accuracy(model: nn.Module, logits: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
     loss = _with_penalty(nn.functional.cross_entropy(logits, y), Contract.of(model))
     return float(loss), float((logits.argmax(1) == y).float().mean())
+
+
+def record_validation(model: nn.Module, validation: tuple[torch.Tensor, torch.Tensor], history: History,
+                      monitor: str) -> None:
+    """Append the validation loss and accuracy to `history`, and the `monitor`ed score where it is another."""
+    logits = logits_of(model, validation[0])
+    y = validation[1].to(logits.device)
+    loss, accuracy = _loss_and_accuracy(model, logits, y)
+    history.val_loss.append(loss)
+    history.val_accuracy.append(accuracy)
+    if monitor in ("val_balanced_accuracy", "val_macro_f1"):
+        history.monitored(monitor).append(class_score(monitor, y, logits.argmax(1), logits.shape[1]))
+
+
+def class_score(monitor: str, y: torch.Tensor, predicted: torch.Tensor, classes: int) -> float:
+    """Balanced accuracy (the mean recall of the classes present) or macro-F1 (over all `classes`, 0 for a class
+    never predicted nor present), as scikit-learn computes them with zero_division=0."""
+    confusion = torch.bincount(y * classes + predicted, minlength=classes * classes).reshape(classes, classes)
+    confusion = confusion.double()
+    present, hits = confusion.sum(1), confusion.diagonal()
+    recall = hits / present.clamp(min=1)
+    if monitor == "val_balanced_accuracy":
+        return float(recall[present > 0].mean())
+    precision = hits / confusion.sum(0).clamp(min=1)
+    f1 = torch.where(precision + recall > 0, 2 * precision * recall / (precision + recall).clamp(min=1e-12), 0.0)
+    return float(f1.mean())
 
 
 @torch.no_grad()
