@@ -43,7 +43,7 @@ SCHEMES = ("http", "https", "file", "sqlite", "databricks")
 MISSING_MLFLOW = "track=true needs MLflow: pip install 'harlab[track]'"
 PARENT_TAG, RUN_NAME_TAG = "mlflow.parentRunId", "mlflow.runName"
 HEALTH_TIMEOUT_S = 3.0
-EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy")
+EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "val_balanced_accuracy", "val_macro_f1")
 MAX_PARAMS_PER_BATCH, MAX_METRICS_PER_BATCH = 100, 1000  # MLflow's log_batch limits
 
 Place = tuple[str, str, int]  # (configuration key, fold, repeat): what identifies a run, as in the results store
