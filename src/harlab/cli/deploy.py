@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from harlab.cli.common import app
+from harlab.cli.common import app, progress_bar
 from harlab.console import say
 from harlab.errors import HarlabError
 
@@ -64,16 +64,16 @@ def predict_command(
                                               dir_okay=False)] = None,
 ) -> None:
     """Predict the activities of a long unlabeled recording: a timeline of segments."""
-    from harlab.deploy.predict import open_model, parse_smoothing, predict, read_model_input, timeline
+    from harlab.data.blocks import count_rows
+    from harlab.deploy.predict import open_model, parse_smoothing, predict_file, read_model_input, timeline
     from harlab.files import atomic_write_bytes
     from harlab.reports.plots import save_figure, timeline_figure
 
     decoding = parse_smoothing(smoothing)
     loaded = open_model(model)
-    if decoding == "hmm":
-        loaded.hidden_markov_model()  # refused before the recording is read
-    samples = read_model_input(loaded, recording, time_column=time_column, rate=rate)
-    windows = predict(loaded, samples, rate=loaded.sampling_rate, time_column=None, step=step, smoothing=decoding)
+    with progress_bar(f"{recording.name} (rows)", count_rows(recording)) as (progress, task):
+        windows = predict_file(loaded, recording, time_column=time_column, rate=rate, step=step, smoothing=decoding,
+                               on_rows=lambda done: progress.update(task, completed=done))
     segments = timeline(windows)
     for row in segments.itertuples(index=False):
         print(f"{row.start:9.2f} – {row.end:9.2f} s  {row.activity:<20} {row.confidence:.2f}")
@@ -81,7 +81,8 @@ def predict_command(
         atomic_write_bytes(out, segments.to_csv(index=False, float_format="%.4f").encode())
     if windows_out is not None:
         atomic_write_bytes(windows_out, windows.to_csv(index=False, float_format="%.4f").encode())
-    if plot is not None:
+    if plot is not None:  # the figure shows every sample: only here is the whole recording read into memory
+        samples = read_model_input(loaded, recording, time_column=time_column, rate=rate)
         save_figure(timeline_figure(samples, loaded.sampling_rate, segments, loaded.classes,
                                     f"{recording.name}: {loaded.source}"), plot)
     say(f"{len(windows)} windows, {len(segments)} segments" + (f"; timeline in {out}" if out else ""))

@@ -75,6 +75,7 @@ from harlab.data.sensors import (
     read_sensor_recording,
 )
 from harlab.data.signals import (
+    MAX_UPSAMPLING,
     Recording,
     UciHarPipeline,
     check_window_memory,
@@ -105,7 +106,6 @@ logger = logging.getLogger(__name__)
 NAME = "recordings"
 FORMAT = "harlab-recordings/1"
 JITTER = 0.01  # largest relative deviation of a step from the grid before resampling
-MAX_UPSAMPLING = 10
 TEST_FRACTION, SPLIT_SEED = 0.3, 0
 TRAIN_SHARE = 0.8  # single subject: the first 80 % of each stretch trains
 
@@ -626,36 +626,3 @@ def export_recordings(recordings: Iterable[Recording], names: Mapping[int, str],
         atomic_write_bytes(path, recording_frame(rec, names).to_csv(index=False).encode())
         written.append(path)
     return written
-
-
-def read_signals(path: Path, channels: list[str], rate: float, time_column: str = "time",
-                 time_unit: str = "auto", source_rate: float | None = None) -> np.ndarray:
-    """One unlabeled recording file's `channels` [samples, channels] resampled to `rate` Hz, for prediction.
-
-    Time comes from `time_column` (read as in an import), or, without that column, from `source_rate`. The
-    checks are an import's: missing columns, non-numbers and NaNs, unsorted or repeated timestamps, a target
-    rate over 10× the source; gaps are bridged by interpolation (a timeline shows them as they are predicted).
-    """
-    options = ImportOptions.parse({"time_column": time_column, "time_unit": time_unit, "channels": channels,
-                                   "rate": rate}, path)
-    frame = read_table(path, (options.label_column, options.subject_column, options.session_column))
-    if missing := [c for c in channels if c not in frame.columns]:
-        raise DataError(path, f"column {missing[0]!r} not found (columns: {', '.join(map(str, frame.columns))})",
-                        "rename the recording's columns to the model's")
-    signals = signal_values(frame, path, channels)
-    rows = np.arange(len(frame))
-    if time_column in frame.columns:
-        seconds, _ = timestamps(frame[time_column], rows, path, time_unit)
-    elif source_rate is not None:
-        seconds = rows / source_rate
-    else:
-        raise DataError(path, f"no {time_column!r} column", "name the time column (the `time_column` setting) or "
-                        "give the recording's rate (the `rate` setting)")
-    recording = _Recording(path, path.stem, "1", rows, seconds, signals,
-                           pd.Series([pd.NA] * len(rows), dtype="string"), Clock(0.0, None))
-    source = _source_rate(recording, options.model_copy(update={"max_gap_s": float("inf")}))
-    if rate > MAX_UPSAMPLING * source:
-        raise DataError(path, f"column {time_column!r}: the model's {rate:g} Hz is over {MAX_UPSAMPLING}× the "
-                        f"recording's {source:g} Hz", "record at a higher rate")
-    resampled, _, _ = _resample(seconds, signals, np.zeros(len(rows), dtype=np.int64), source, rate)
-    return resampled

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from harlab.data.fetch import safe_extract_zip
-from harlab.data.signals import resample_uniform
+from harlab.data.signals import MAX_UPSAMPLING, resample_uniform
 from harlab.data.tables import Clock, read_header, read_table, sample_rate, signal_values, timestamps
 from harlab.errors import DataError
 
@@ -52,7 +52,6 @@ CONVERSIONS = {"acc": {"g": 1.0, "m/s2": 1 / 9.80665}, "gyro": {"rad/s": 1.0, "d
 UNIT_SPELLINGS = {"g": "g", "m/s^2": "m/s2", "m/s²": "m/s2", "m/s2": "m/s2", "m/s/s": "m/s2",
                   "rad/s": "rad/s", "deg/s": "deg/s", "°/s": "deg/s", "dps": "deg/s"}
 AXIS = re.compile(r"(?:.*\s)?([xyz])(?:-axis)?(?:\s*\(([^)]*)\))?", re.IGNORECASE)
-MAX_UPSAMPLING = 10
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,9 @@ def butter_lowpass(x: np.ndarray, cutoff_hz: float, sampling_rate: float, order:
     return signal.sosfiltfilt(sos, x, axis=0)
 
 
+MAX_UPSAMPLING = 10  # a target rate at most this many times a recording's own: more invents nothing but noise
+
+
 def resample_uniform(t: np.ndarray, x: np.ndarray, source: float, target: float, start: float) -> np.ndarray:
     """Samples `x` [n, channels] taken at times `t` (near `source` Hz) at `target` Hz from `start` (≥ t[0]): sample
     j at start + j / target. np.interp onto a uniform grid near the source rate, then `scipy.signal.resample_poly`

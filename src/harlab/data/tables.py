@@ -142,8 +142,9 @@ def shown(value: object) -> str:
     return repr(str(value))
 
 
-def signal_values(frame: pd.DataFrame, path: Path, channels: list[str]) -> np.ndarray:
-    """Signal columns as float64 [rows, channels]; non-numbers and NaNs are errors."""
+def signal_values(frame: pd.DataFrame, path: Path, channels: list[str], first_row: int = 0) -> np.ndarray:
+    """Signal columns as float64 [rows, channels]; non-numbers and NaNs are errors (naming the row, counted from
+    `first_row`: the frame's first row in its file)."""
     columns = []
     for name in channels:
         raw = frame[name]
@@ -155,12 +156,13 @@ def signal_values(frame: pd.DataFrame, path: Path, channels: list[str]) -> np.nd
         if not_number.any():
             row = int(np.flatnonzero(not_number)[0])
             raise row_error(path, f"column {name!r}: {shown(raw.iloc[row])} is not a number",
-                            number_fix(raw.iloc[row], "fix or remove that row (signal columns hold numbers only)"), row)
+                            number_fix(raw.iloc[row], "fix or remove that row (signal columns hold numbers only)"),
+                            first_row + row)
         values = values.to_numpy(np.float64)
         if (bad := ~np.isfinite(values)).any():
             row = int(np.flatnonzero(bad)[0])
             raise row_error(path, f"column {name!r}: {int(bad.sum())} empty, NaN or infinite value(s), the first here",
-                            "fill or drop those rows before importing", row)
+                            "fill or drop those rows before importing", first_row + row)
         columns.append(values)
     return np.column_stack(columns)
 

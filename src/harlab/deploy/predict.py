@@ -8,8 +8,9 @@ posterior); consecutive windows with the same activity become one segment of the
 does the same sample by sample, as a phone app would (a trailing mean, or the forward posterior).
 
 Models trained on UCI HAR-style windows (total_acc, body_acc, body_gyro) take the raw recording (acc and gyro
-axes) and apply the same filters and gravity split first, on the whole recording offline and on a sliding
-context of a few windows when streaming.
+axes) and apply the same filters and gravity split first: on the whole recording held in memory, on each block
+of a recording file (read block by block in bounded memory, with a few windows of context on either side), and
+on a sliding context of a few windows when streaming.
 """
 
 from __future__ import annotations
@@ -24,13 +25,15 @@ import numpy as np
 import pandas as pd
 import torch
 
+from harlab.data.blocks import Block, signal_blocks
 from harlab.data.fetch import regular_file
-from harlab.data.signals import Recording, UciHarPipeline, window_starts
+from harlab.data.signals import Recording, UciHarPipeline
 from harlab.deploy.hmm import Transitions
 from harlab.deploy.onnx_export import ONNX_METADATA
 from harlab.errors import DataError, HarlabError
 
 STREAM_CONTEXT_WINDOWS = 4  # filter context kept while streaming a UCI HAR-style model
+RESAMPLING_CONTEXT = 100  # samples of context for the resampler's filter at a block's edges
 Smoothing = int | Literal["hmm"]
 
 
@@ -184,25 +187,53 @@ def decode(model: WindowModel, probabilities: np.ndarray, step: int, smoothing: 
     return smoothed.argmax(1), smoothed
 
 
-def predict_signals(model: WindowModel, signals: np.ndarray, step: int | None = None, smoothing: Smoothing = 1,
-                    batch_size: int = 256) -> pd.DataFrame:
+class _WindowStream:
+    """Model-ready signals arriving block after block (at the model's rate, in order), cut into windows `step`
+    samples apart from the first sample; each window's class probabilities are computed as it completes, so only
+    the last window's samples are kept."""
+
+    def __init__(self, model: WindowModel, step: int, batch_size: int = 256):
+        self.model, self.step, self.batch_size = model, step, batch_size
+        self.buffer: np.ndarray | None = None
+        self.buffer_first = self.next_start = 0
+        self.parts: list[np.ndarray] = []
+
+    def add(self, signals: np.ndarray) -> None:
+        self.buffer = signals if self.buffer is None else np.concatenate([self.buffer, signals])
+        offset = self.next_start - self.buffer_first
+        count = max(0, (len(self.buffer) - offset - self.model.window) // self.step + 1)
+        index = offset + self.step * np.arange(count)[:, None] + np.arange(self.model.window)[None, :]
+        self.parts += [self.model.window_probabilities(self.buffer[index[i:i + self.batch_size]].astype(np.float32))
+                       for i in range(0, count, self.batch_size)]
+        self.next_start += count * self.step
+        self.buffer = self.buffer[self.next_start - self.buffer_first:]
+        self.buffer_first = self.next_start
+
+    def frame(self, smoothing: Smoothing) -> pd.DataFrame:
+        """Per-window predictions: start and end (s), activity and confidence after smoothing (`decode`), and
+        every class's smoothed probability."""
+        model = self.model
+        if not self.parts:
+            samples = self.buffer_first + (0 if self.buffer is None else len(self.buffer))
+            raise HarlabError(f"the recording has {samples} samples, fewer than one window ({model.window})")
+        best, probabilities = decode(model, np.concatenate(self.parts), self.step, smoothing)
+        starts = self.step * np.arange(len(best))
+        frame = pd.DataFrame({"start": starts / model.sampling_rate,
+                              "end": (starts + model.window) / model.sampling_rate,
+                              "activity": np.array(model.classes)[best],
+                              "confidence": probabilities[np.arange(len(best)), best]})
+        for i, name in enumerate(model.classes):
+            frame[f"p_{name}"] = probabilities[:, i]
+        return frame
+
+
+def predict_signals(model: WindowModel, signals: np.ndarray, step: int | None = None, smoothing: Smoothing = 1
+                    ) -> pd.DataFrame:
     """Per-window predictions for model-ready signals [n, channels] at the model's rate: start and end (s),
     activity and confidence after smoothing (`decode`), and every class's smoothed probability."""
-    step = step or model.window // 2
-    starts = window_starts(len(signals), model.window, step)
-    if len(starts) == 0:
-        raise HarlabError(f"the recording has {len(signals)} samples, fewer than one window ({model.window})")
-    index = starts[:, None] + np.arange(model.window)[None, :]
-    parts = [model.window_probabilities(signals[index[i:i + batch_size]].astype(np.float32))
-             for i in range(0, len(index), batch_size)]
-    best, probabilities = decode(model, np.concatenate(parts), step, smoothing)
-    frame = pd.DataFrame({"start": starts / model.sampling_rate,
-                          "end": (starts + model.window) / model.sampling_rate,
-                          "activity": np.array(model.classes)[best],
-                          "confidence": probabilities[np.arange(len(best)), best]})
-    for i, name in enumerate(model.classes):
-        frame[f"p_{name}"] = probabilities[:, i]
-    return frame
+    windows = _WindowStream(model, step or model.window // 2)
+    windows.add(signals)
+    return windows.frame(smoothing)
 
 
 def timeline(windows: pd.DataFrame) -> pd.DataFrame:
@@ -240,28 +271,48 @@ def predict(model: str | Path | WindowModel, recording: pd.DataFrame, *, rate: f
     return predict_signals(model, model.model_signals(numeric, columns, "recording"), step, smoothing)
 
 
-def read_model_input(model: WindowModel, path: Path, *, time_column: str = "time",
-                     rate: float | None = None) -> pd.DataFrame:
-    """The columns of a recording file (CSV or Parquet) that `model` reads — its channels, or the raw axes its
-    pipeline starts from — resampled to the model's rate. The time column may hold seconds, milliseconds or
-    date-times (see harlab.data.recordings); without one, `rate` gives the recording's rate. Other columns
-    (labels, subject) are ignored."""
-    from harlab.data.recordings import read_signals
+def _file_columns(model: WindowModel, path: Path, time_column: str) -> list[str]:
     from harlab.data.tables import SUFFIXES, read_header
 
     if path.suffix.lower() not in SUFFIXES or not path.is_file():
         raise DataError(path, "not a CSV or Parquet file", "pass the recording's .csv or .parquet file")
-    header = read_header(path)
-    names = list(model.input_columns(tuple(c for c in header if c != time_column), path))
-    signals = read_signals(path, names, model.sampling_rate, time_column, source_rate=rate)
-    return pd.DataFrame(signals, columns=names)
+    return list(model.input_columns(tuple(c for c in read_header(path) if c != time_column), path))
+
+
+def _blocks(model: WindowModel, path: Path, time_column: str, rate: float | None,
+            on_rows: Callable[[int], None]) -> tuple[list[str], Iterator[Block]]:
+    """The columns `model` reads from a recording file and the file's blocks at the model's rate, each with
+    context enough for the model's pipeline (see harlab.data.blocks)."""
+    names = _file_columns(model, path, time_column)
+    margin_s = (STREAM_CONTEXT_WINDOWS * model.window + RESAMPLING_CONTEXT) / model.sampling_rate
+    return names, signal_blocks(path, names, model.sampling_rate, time_column=time_column, source_rate=rate,
+                                margin_s=margin_s, on_rows=on_rows)
+
+
+def read_model_input(model: WindowModel, path: Path, *, time_column: str = "time",
+                     rate: float | None = None) -> pd.DataFrame:
+    """The columns of a recording file (CSV or Parquet) that `model` reads — its channels, or the raw axes its
+    pipeline starts from — resampled to the model's rate. The time column may hold seconds, milliseconds or
+    date-times (see harlab.data.tables); without one, `rate` gives the recording's rate. Other columns
+    (labels, subject) are ignored. The whole recording is in memory: `predict_file` needs only a block of it."""
+    names, blocks = _blocks(model, path, time_column, rate, lambda done: None)
+    return pd.DataFrame(np.concatenate([block.core_samples() for block in blocks]), columns=names)
 
 
 def predict_file(model: WindowModel, path: Path, *, time_column: str = "time", rate: float | None = None,
-                 step: int | None = None, smoothing: Smoothing = 1) -> pd.DataFrame:
-    """Per-window predictions (see `predict_signals`) for a recording file (see `read_model_input`)."""
-    samples = read_model_input(model, path, time_column=time_column, rate=rate)
-    return predict(model, samples, rate=model.sampling_rate, time_column=None, step=step, smoothing=smoothing)
+                 step: int | None = None, smoothing: Smoothing = 1,
+                 on_rows: Callable[[int], None] = lambda done: None) -> pd.DataFrame:
+    """Per-window predictions (see `predict_signals`) for a recording file (see `read_model_input`), read block
+    by block in bounded memory (harlab.data.blocks): a day at 50 Hz never sits in memory whole. `on_rows(done)`
+    reports the rows read."""
+    if smoothing == "hmm":
+        model.hidden_markov_model()  # refused before the recording is read
+    names, blocks = _blocks(model, path, time_column, rate, on_rows)
+    windows = _WindowStream(model, step or model.window // 2)
+    for block in blocks:
+        windows.add(model.model_signals(block.samples, tuple(names), str(path))[
+            block.core[0] - block.first:block.core[1] - block.first])
+    return windows.frame(smoothing)
 
 
 @dataclass
