@@ -3,7 +3,8 @@
 Writes a labelled recording of `--hours` hours at 50 Hz (4.32 million rows × 6 channels for 24 h: the synthetic
 activities of scripts/make_example_recording.py, bout after bout, time in seconds), trains a small CNN bundle on a
 short recording, then runs each command in its own process and reports its wall time and peak resident memory
-(the process's maximum RSS).
+(the process's maximum RSS) — for the first hour and for the whole recording, so that what grows with the length
+shows: predict reads block by block (bounded), import keeps the samples as numbers and the windows it writes.
 
     python benchmarks/long_recording.py --hours 24 --work /tmp/day
 """
@@ -76,7 +77,8 @@ def main() -> None:
     if not day.exists():
         start = time.perf_counter()
         rows = write_day(day, args.hours)
-        print(f"wrote {day}: {rows:,} rows, {day.stat().st_size / 2**20:.0f} MiB in {time.perf_counter() - start:.0f} s")
+        size = day.stat().st_size / 2**20
+        print(f"wrote {day}: {rows:,} rows, {size:.0f} MiB in {time.perf_counter() - start:.0f} s")
     short = args.work / "short.csv"
     if not (args.work / "bundle").exists():
         write_day(short, 0.25, seed=1000)
@@ -85,15 +87,21 @@ def main() -> None:
         subprocess.run([*harlab, "train", "--dataset", str(args.work / "short-ds"), "--model", "cnn", "--epochs", "2",
                         "--repeats", "1", "--param", "filters=16", "--save", str(args.work / "bundle"), "--out",
                         str(args.work / "runs")], check=True, capture_output=True)
-    steps = {
-        "data import": [*harlab, "data", "import", str(day), "--out", str(args.work / "day-ds")],
-        "predict": [*harlab, "predict", str(args.work / "bundle"), str(day), "--out", str(args.work / "timeline.csv"),
-                    "--smoothing", "hmm"],
-    }
-    print(f"{'command':<12} {'seconds':>8} {'peak MiB':>9}   (rows: {sum(1 for _ in day.open()) - 1:,})")
-    for name, command in steps.items():
-        seconds, mib = measured(command)
-        print(f"{name:<12} {seconds:8.1f} {mib:9.0f}")
+    hour = args.work / "hour.csv"
+    if not hour.exists():
+        with day.open() as source, hour.open("w") as target:
+            for _ in range(3600 * 50 + 1):
+                target.write(source.readline())
+    print(f"{'command':<12} {'recording':<10} {'rows':>10} {'seconds':>8} {'peak MiB':>9}")
+    for name in ("data import", "predict"):
+        for recording in (hour, day):
+            command = ([*harlab, "data", "import", str(recording), "--out", str(args.work / f"{recording.stem}-ds")]
+                       if name == "data import" else
+                       [*harlab, "predict", str(args.work / "bundle"), str(recording), "--out",
+                        str(args.work / "timeline.csv"), "--smoothing", "hmm"])
+            seconds, mib = measured(command)
+            rows = sum(1 for _ in recording.open()) - 1
+            print(f"{name:<12} {recording.stem:<10} {rows:>10,} {seconds:8.1f} {mib:9.0f}")
     print(f"python {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB (this script)")
 
 

@@ -76,5 +76,25 @@ def test_a_timestamp_going_back_at_a_blocks_edge_is_one_line(tmp_path: Path) -> 
     frame.to_csv(path, index=False)
     with pytest.raises(DataError) as caught:
         list(signal_blocks(path, ["acc_x"], 50.0, rows=1000))
-    assert str(caught.value) == (f"{path}:2002: column 'time': {frame.loc[2000, 'time']!r} goes back in time — "
-                                 "sort the rows by time and drop duplicate samples")
+    assert str(caught.value) == (f"{path}:2002: column 'time': '39.8' goes back in time — sort the rows by time and "
+                                 "drop duplicate samples")
+
+
+def test_importing_a_table_chunk_by_chunk_gives_the_same_windows(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """Three subjects' rows in one file, interleaved in runs of 500, read 777 rows at a time."""
+    from harlab.data import recordings
+    from harlab.data.recordings import ImportOptions, build_windowset
+    from test_recordings import example_script
+
+    files = example_script().make_example(tmp_path / "in", subjects=3, bout_seconds=6)
+    frames = [pd.read_csv(path).assign(subject=number) for number, path in enumerate(files, start=1)]
+    runs = [frame.iloc[i:i + 500] for i in range(0, max(map(len, frames)), 500) for frame in frames]
+    pd.concat(runs).to_csv(tmp_path / "all.csv", index=False)
+    options = ImportOptions(subject_column="subject", pipeline="uci-har", rate=50)
+    whole, _ = build_windowset([tmp_path / "all.csv"], options)
+    monkeypatch.setattr(recordings, "ROWS", 777)
+    chunked, _ = build_windowset([tmp_path / "all.csv"], options)
+    np.testing.assert_array_equal(chunked.y, whole.y)
+    np.testing.assert_array_equal(chunked.subject, whole.subject)
+    np.testing.assert_allclose(chunked.X, whole.X, atol=1e-5)

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from harlab.cli.common import DataDir, Step, Transitions, Window, data_app, dataset_options, names
+from harlab.cli.common import DataDir, Step, Transitions, Window, data_app, dataset_options, names, progress_bar
 from harlab.console import say
 from harlab.errors import HarlabError
 
@@ -75,7 +75,8 @@ def data_import(
                                                 "above override it.", dir_okay=False)] = None,
 ) -> None:
     """Cut your own recordings (CSV/Parquet, one row a sample, or per-sensor exports) into a dataset folder."""
-    from harlab.data.recordings import ImportOptions, import_recordings
+    from harlab.data.blocks import count_rows
+    from harlab.data.recordings import ImportOptions, import_recordings, input_files
 
     values = ImportOptions.from_yaml(config).model_dump(exclude_unset=True) if config else {}
     try:
@@ -88,7 +89,10 @@ def data_import(
              "time_unit": time_unit, "test_subjects": subjects, "labels": [str(p) for p in labels or []] or None,
              "label_times": label_times, "acc_units": acc_units, "gyro_units": gyro_units}
     values.update({k: v for k, v in given.items() if v is not None})
-    ws = import_recordings(paths, ImportOptions.parse(values, "command line"), out)
+    options = ImportOptions.parse(values, "command line")
+    rows = sum(count_rows(path) or 0 for path in input_files(paths, options.time_column))
+    with progress_bar("reading (rows)", rows or None) as (progress, task):
+        ws = import_recordings(paths, options, out, lambda done: progress.update(task, completed=done))
     train, test = ws.split()
     print(f"{out}: {len(ws)} windows of {ws.window} samples every {ws.step}, {len(ws.channels)} channels at "
           f"{ws.sampling_rate:g} Hz ({', '.join(ws.channels)})")

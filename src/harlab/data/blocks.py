@@ -21,24 +21,12 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from harlab.data.signals import MAX_UPSAMPLING, resample_uniform
-from harlab.data.tables import (
-    SUFFIXES,
-    UNITS,
-    csv_format,
-    read_header,
-    reading,
-    row_error,
-    sample_rate,
-    signal_values,
-    timestamps,
-)
+from harlab.data.tables import SUFFIXES, TimeAxis, read_chunks, read_header, reading, sample_rate, signal_values
 from harlab.errors import DataError
 
 ROWS = 1 << 17  # rows read at a time: 45 minutes at 50 Hz
-UNIT_NAMES = {factor: name for name, factor in UNITS.items()}
 
 
 @dataclass(frozen=True)
@@ -71,41 +59,6 @@ def count_rows(path: Path) -> int | None:
     return max(0, lines + (last != b"\n") - 1)
 
 
-def _chunks(path: Path, columns: list[str], rows: int) -> Iterator[pd.DataFrame]:
-    with reading(path):
-        if SUFFIXES[path.suffix.lower()] == "csv":
-            yield from pd.read_csv(path, usecols=columns, chunksize=rows, skipinitialspace=True, **csv_format(path))
-        else:
-            import pyarrow.parquet
-
-            for batch in pyarrow.parquet.ParquetFile(path).iter_batches(batch_size=rows, columns=columns):
-                yield batch.to_pandas()
-
-
-class _Times:
-    """Seconds since the recording's first timestamp, chunk after chunk, checked to increase throughout."""
-
-    def __init__(self, path: Path, column: str | None, unit: str, source_rate: float | None):
-        self.path, self.column, self.unit, self.source_rate = path, column, unit, source_rate
-        self.origin: float | None = None
-        self.last = -math.inf
-
-    def of(self, chunk: pd.DataFrame, first_row: int) -> np.ndarray:
-        rows = np.arange(first_row, first_row + len(chunk))
-        if self.column is None:
-            return rows / self.source_rate
-        relative, clock = timestamps(chunk[self.column], rows, self.path, self.unit)
-        self.unit = UNIT_NAMES.get(clock.unit, "datetime") if clock.unit is not None else "datetime"
-        self.origin = clock.start if self.origin is None else self.origin
-        seconds = relative + (clock.start - self.origin)
-        if seconds[0] <= self.last:
-            what = "repeats the previous timestamp" if seconds[0] == self.last else "goes back in time"
-            raise row_error(self.path, f"column {self.column!r}: {chunk[self.column].iloc[0]!r} {what}",
-                            "sort the rows by time and drop duplicate samples", first_row)
-        self.last = float(seconds[-1])
-        return seconds
-
-
 def _resampled(t: np.ndarray, x: np.ndarray, source: float, rate: float, end: int) -> tuple[int, np.ndarray]:
     """(first grid index, samples) of rows at `t` on the grid, up to grid index `end` (exclusive). The
     interpolation grid starts at a multiple of the rate ratio's numerator, a point every block's grid shares."""
@@ -119,8 +72,8 @@ def signal_blocks(path: Path, channels: list[str], rate: float, *, time_column: 
                   time_unit: str = "auto", source_rate: float | None = None, margin_s: float = 10.0,
                   rows: int | None = None, on_rows: Callable[[int], None] = lambda done: None) -> Iterator[Block]:
     """The recording file's `channels` at `rate` Hz, block after block (see the module docstring); `on_rows(done)`
-    after every `rows` (default ROWS) rows read. The checks are an import's: missing columns, non-numbers and NaNs, unsorted or
-    repeated timestamps, a rate over 10× the recording's."""
+    after every `rows` (default ROWS) rows read. The checks are an import's: missing columns, non-numbers and NaNs,
+    unsorted or repeated timestamps, a rate over 10× the recording's."""
     header = read_header(path)
     if missing := [c for c in channels if c not in header]:
         raise DataError(path, f"column {missing[0]!r} not found (columns: {', '.join(map(str, header))})",
@@ -129,11 +82,12 @@ def signal_blocks(path: Path, channels: list[str], rate: float, *, time_column: 
     if not has_time and source_rate is None:
         raise DataError(path, f"no {time_column!r} column", "name the time column (the `time_column` setting) or "
                         "give the recording's rate (the `rate` setting)")
-    times = _Times(path, time_column if has_time else None, time_unit, source_rate)
+    times = TimeAxis(path, time_unit)
     t, x = np.empty(0), np.empty((0, len(channels)))
     source, done, core_from = source_rate, 0, 0
-    for chunk in _chunks(path, [*channels, *([time_column] if has_time else [])], rows or ROWS):
-        t = np.concatenate([t, times.of(chunk, done)])
+    for chunk in read_chunks(path, rows or ROWS, [*channels, *([time_column] if has_time else [])]):
+        rows_read = chunk.index.to_numpy()
+        t = np.concatenate([t, times.of(chunk[time_column], rows_read) if has_time else rows_read / source_rate])
         x = np.concatenate([x, signal_values(chunk, path, channels, done)])
         done += len(chunk)
         on_rows(done)
@@ -150,8 +104,6 @@ def signal_blocks(path: Path, channels: list[str], rate: float, *, time_column: 
             up = Fraction(rate / source).limit_denominator(1000).numerator
             keep = np.searchsorted(t, (core_from - up) / rate - margin_s)  # the next block's left context
             t, x = t[keep:], x[keep:]
-    if done == 0:
-        raise DataError(path, "no samples", "export the recording with its samples")
     if source is None:
         raise DataError(path, "a single sample, so no rate", "a recording needs at least one window")
     end = int(t[-1] * rate + 1e-6) + 1

@@ -53,7 +53,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -61,9 +61,11 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from scipy import interpolate, signal, stats
+from scipy import interpolate, signal
 
+from harlab.data.blocks import ROWS, count_rows
 from harlab.data.fetch import regular_file
 from harlab.data.intervals import LabelTimes, read_intervals, sample_labels
 from harlab.data.sensors import (
@@ -88,12 +90,12 @@ from harlab.data.tables import (
     NUMBERS,
     SUFFIXES,
     Clock,
+    TimeAxis,
     column_kind,
-    read_table,
+    read_chunks,
     row_error,
     sample_rate,
     signal_values,
-    timestamps,
 )
 from harlab.data.text import read_text_file
 from harlab.data.windowset import Provenance, WindowSet, load_windowset, save_windowset
@@ -105,6 +107,7 @@ logger = logging.getLogger(__name__)
 
 NAME = "recordings"
 FORMAT = "harlab-recordings/1"
+CUT_BATCH = 4096  # windows cut at once: bounds the index arrays of a long stretch
 JITTER = 0.01  # largest relative deviation of a step from the grid before resampling
 TEST_FRACTION, SPLIT_SEED = 0.3, 0
 TRAIN_SHARE = 0.8  # single subject: the first 80 % of each stretch trains
@@ -175,7 +178,6 @@ class _Recording:
     path: Path
     name: str  # what an interval file's recording column calls it: the file's (or folder's) name without suffix
     subject: str
-    rows: np.ndarray  # 0-based data rows of the file, for messages
     seconds: np.ndarray  # since the recording's start, which lies at `clock`
     signals: np.ndarray
     labels: pd.Series  # str, NaN where unlabelled
@@ -224,7 +226,7 @@ def _channels(frame: pd.DataFrame, path: Path, options: ImportOptions) -> list[s
     label = None if options.labels else options.label_column  # with interval files, a label column may be absent
     named = [c for c in (options.time_column, label, options.subject_column, options.session_column) if c]
     wanted = named + list(options.channels or [])
-    named.append(options.label_column)  # never a signal
+    named += [options.label_column] if label is None else []  # never a signal
     if missing := [c for c in wanted if c not in frame.columns]:
         raise DataError(path, f"column {missing[0]!r} not found (columns: {', '.join(map(str, frame.columns))})",
                         "rename the column or pass its name (`time_column`, `label_column`, `channels`, ...)")
@@ -251,32 +253,76 @@ def _check_labels(labels: pd.Series, rows: np.ndarray, path: Path, column: str, 
                      f"{', '.join(classes)}", "add them to classes or correct the labels", int(rows[row]))
 
 
-def _read_tables(files: list[Path], options: ImportOptions) -> tuple[list[_Recording], list[str], dict[str, str]]:
-    """Every recording of every table file, the signal channels, and each file's sha256."""
+def _chunk_labels(chunk: pd.DataFrame, options: ImportOptions) -> pd.Series:
+    """A chunk's labels (NA where unlabelled; all NA when interval files label the recordings)."""
+    if options.labels:
+        return pd.Series(pd.NA, index=chunk.index, dtype="string")
+    return chunk[options.label_column].astype("string").str.strip().replace("", pd.NA)
+
+
+def _rows_of(parts: list[np.ndarray]) -> slice | np.ndarray:
+    """A group's rows: a slice where they are all the file's rows in order (no copy of its signals), else indices."""
+    rows = np.concatenate(parts)
+    return slice(int(rows[0]), int(rows[-1]) + 1) if rows[-1] - rows[0] == len(rows) - 1 else rows
+
+
+def _read_table(path: Path, number: int, options: ImportOptions, channels: list[str],
+                on_rows: Callable[[int], None] = lambda done: None) -> tuple[list[_Recording], list[str]]:
+    """One table file's recordings (one per subject and session), read `ROWS` rows at a time into arrays of the
+    file's length (numbers only: a day at 50 Hz takes 8 bytes a value); `channels` are the signal columns (none
+    yet: this file's)."""
+    keys = [c for c in (options.subject_column, options.session_column) if c]
+    capacity = count_rows(path) or 0
+    signals, seconds = np.empty((0, 0)), np.empty(capacity)
+    labels: list[pd.Categorical] = []
+    groups: dict[tuple[Any, ...], tuple[TimeAxis, list[np.ndarray]]] = {}
+    for chunk in read_chunks(path, ROWS, text_columns=(options.label_column, *keys)):
+        if not groups:
+            channels = channels or _channels(chunk, path, options)
+            _channels(chunk, path, options.model_copy(update={"channels": channels}))  # every file has them
+            signals = np.empty((capacity, len(channels)))
+        first, stop = int(chunk.index[0]), int(chunk.index[-1]) + 1
+        if stop > len(seconds):  # more rows than lines counted (a file ending its lines with a bare \r)
+            signals = np.resize(signals, (2 * stop, len(channels)))
+            seconds = np.resize(seconds, 2 * stop)
+        signals[first:stop] = signal_values(chunk, path, channels, first)
+        chunk_labels = _chunk_labels(chunk, options)
+        labels.append(pd.Categorical(chunk_labels))
+        for column in keys:
+            if chunk[column].isna().any():
+                raise row_error(path, f"column {column!r}: empty value", "fill it in on every row",
+                                int(chunk.index[np.flatnonzero(chunk[column].isna())[0]]))
+        for key, at in (chunk.groupby(keys, sort=False).indices if keys else {(): np.arange(len(chunk))}).items():
+            rows = chunk.index.to_numpy()[at]
+            _check_labels(chunk_labels.iloc[at], rows, path, options.label_column, options.classes)
+            times, parts = groups.setdefault(key if isinstance(key, tuple) else (key,),
+                                             (TimeAxis(path, options.time_unit), []))
+            seconds[rows] = times.of(chunk[options.time_column].iloc[at], rows)
+            parts.append(rows)
+        on_rows(stop)
+    every_label = pd.Series(union_categoricals(labels))
+    recordings = []
+    for key, (times, parts) in groups.items():
+        rows = _rows_of(parts)
+        recordings.append(_Recording(path, path.stem, str(key[0]) if options.subject_column else str(number),
+                                     seconds[rows], signals[rows], every_label.iloc[rows].reset_index(drop=True),
+                                     times.clock))
+    return recordings, channels
+
+
+def _read_tables(files: list[Path], options: ImportOptions, on_rows: Callable[[int], None]
+                 ) -> tuple[list[_Recording], list[str], dict[str, str]]:
+    """Every recording of every table file, the signal channels, and each file's sha256; `on_rows(done)` after each
+    chunk with the rows read so far."""
     recordings: list[_Recording] = []
     channels: list[str] = []
     digests = {}
+    done = 0
     for number, path in enumerate(files, start=1):
         digests[str(path)] = sha256_file(path)
-        frame = read_table(path, (options.label_column, options.subject_column, options.session_column))
-        channels = channels or _channels(frame, path, options)
-        _channels(frame, path, options.model_copy(update={"channels": channels}))  # every file has them
-        signals = signal_values(frame, path, channels)
-        labels = pd.Series(pd.NA, index=frame.index, dtype="string") if options.labels else \
-            frame[options.label_column].astype("string").str.strip().replace("", pd.NA)
-        keys = [c for c in (options.subject_column, options.session_column) if c]
-        for column in keys:
-            if frame[column].isna().any():
-                row = int(np.flatnonzero(frame[column].isna())[0])
-                raise row_error(path, f"column {column!r}: empty value", "fill it in on every row", row)
-        groups = frame.groupby(keys, sort=False).indices if keys else {(): np.arange(len(frame))}
-        for key, rows in groups.items():
-            key = key if isinstance(key, tuple) else (key,)
-            subject = str(key[0]) if options.subject_column else str(number)
-            _check_labels(labels.iloc[rows], rows, path, options.label_column, options.classes)
-            seconds, clock = timestamps(frame[options.time_column].iloc[rows], rows, path, options.time_unit)
-            recordings.append(_Recording(path, path.stem, subject, rows, seconds, signals[rows],
-                                         labels.iloc[rows].reset_index(drop=True), clock))
+        found, channels = _read_table(path, number, options, channels, lambda rows, before=done: on_rows(before + rows))
+        done += sum(len(rec.seconds) for rec in found)
+        recordings += found
     return recordings, channels, digests
 
 
@@ -288,7 +334,7 @@ def _source_digest(source: Path) -> str:
     return hashlib.sha256("".join(f"{p.name}:{sha256_file(p)}\n" for p in files).encode()).hexdigest()
 
 
-def _read_sensor_sources(sources: list[Path], options: ImportOptions
+def _read_sensor_sources(sources: list[Path], options: ImportOptions, on_rows: Callable[[int], None]
                          ) -> tuple[list[_Recording], list[str], dict[str, str]]:
     """Every per-sensor recording merged (`harlab.data.sensors`), the channels, and each source's sha256."""
     settings = SensorSettings(options.time_column, options.time_unit, options.rate, options.max_gap_s,
@@ -304,9 +350,8 @@ def _read_sensor_sources(sources: list[Path], options: ImportOptions
                             "record that sensor, or leave it out of the channels")
         channels = wanted
         columns = [merged.channels.index(c) for c in channels]
-        rows = np.arange(len(merged.seconds))
-        recordings.append(_Recording(source, merged.name, str(number), rows, merged.seconds,
-                                     merged.signals[:, columns], pd.Series(pd.NA, index=rows, dtype="string"),
+        recordings.append(_Recording(source, merged.name, str(number), merged.seconds, merged.signals[:, columns],
+                                     pd.Series(pd.NA, index=range(len(merged.seconds)), dtype="string"),
                                      merged.clock))
     return recordings, channels, {str(source): _source_digest(source) for source in sources}
 
@@ -423,6 +468,45 @@ class _Counts:
         return "; ".join(p for p in parts if p)
 
 
+class _Cutter:
+    """Windows cut from stretches into one array allocated once for at most `capacity` windows (so the windows are
+    never copied whole), with their labels (the majority label), subjects and test flags; windows holding
+    unlabelled samples, or below the purity, are counted and dropped."""
+
+    def __init__(self, capacity: int, options: ImportOptions, channels: int, counts: _Counts):
+        self.X = np.empty((capacity, options.window, channels), np.float32)
+        self.window, self.purity, self.counts = options.window, options.purity, counts
+        self.size = 0
+        self.y: list[np.ndarray] = []
+        self.subjects: list[np.ndarray] = []
+        self.tests: list[np.ndarray] = []
+
+    def add(self, x: np.ndarray, codes: np.ndarray, starts: np.ndarray, subject: int, is_test: bool) -> None:
+        """The windows of `x` (a stretch's samples) beginning at `starts`, labelled by `codes`."""
+        index = starts[:, None] + np.arange(self.window)[None, :]
+        window_codes = codes[index]
+        unlabelled = (window_codes < 0).any(axis=1)
+        votes = np.stack([(window_codes == c).sum(axis=1) for c in range(max(int(codes.max()) + 1, 1))], axis=1)
+        majority = votes.argmax(axis=1)  # ties: the earlier class
+        impure = ~unlabelled & (votes.max(axis=1) < self.purity * self.window)
+        keep = ~unlabelled & ~impure
+        self.counts.unlabelled += int(unlabelled.sum())
+        self.counts.impure += int(impure.sum())
+        kept = int(keep.sum())
+        self.X[self.size:self.size + kept] = x[index[keep]]
+        self.size += kept
+        self.y.append(majority[keep])
+        self.subjects.append(np.full(kept, subject, np.int64))
+        self.tests.append(np.full(kept, is_test))
+
+    def result(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Windows, labels, subjects and test flags of all windows cut."""
+        if not self.y:
+            return self.X[:0], np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, bool)
+        return (self.X[:self.size], np.concatenate(self.y).astype(np.int64), np.concatenate(self.subjects),
+                np.concatenate(self.tests))
+
+
 def _subject_ids(recordings: list[_Recording]) -> dict[str, int]:
     """Subject ids: the subject column's integers, else its values numbered 1.. in sorted order."""
     names = sorted({rec.subject for rec in recordings})
@@ -445,11 +529,13 @@ def _test_subjects(subjects: list[int], options: ImportOptions) -> tuple[int, ..
     return tuple(sorted(int(s) for s in np.random.default_rng(SPLIT_SEED).choice(subjects, count, replace=False)))
 
 
-def build_windowset(paths: Iterable[str | Path], options: ImportOptions) -> tuple[WindowSet, dict[str, Any]]:
-    """Windows of the recordings in `paths` and the manifest describing them (nothing is written)."""
+def build_windowset(paths: Iterable[str | Path], options: ImportOptions,
+                    on_rows: Callable[[int], None] = lambda done: None) -> tuple[WindowSet, dict[str, Any]]:
+    """Windows of the recordings in `paths` and the manifest describing them (nothing is written); `on_rows(done)`
+    reports the table rows read so far."""
     files = input_files(paths, options.time_column)
     sensors = _is_sensor_source(files[0])
-    recordings, channels, digests = (_read_sensor_sources if sensors else _read_tables)(files, options)
+    recordings, channels, digests = (_read_sensor_sources if sensors else _read_tables)(files, options, on_rows)
     if options.labels:
         _label_intervals(recordings, options)
     if missing := sorted(set(options.accelerometer or []) - set(channels)):
@@ -492,7 +578,7 @@ def build_windowset(paths: Iterable[str | Path], options: ImportOptions) -> tupl
                         options.hop)
     counts = _Counts()
     names: tuple[str, ...] = tuple(channels)
-    Xs, ys, subject_ids, tests = [], [], [], []
+    cut = _Cutter(at_most, options, filtered if options.pipeline == "uci-har" else len(channels), counts)
     for rec, source, parts in zip(recordings, sources, stretches, strict=True):
         codes = pd.Categorical(rec.labels, categories=classes).codes.astype(np.int64)
         counts.gaps += len(parts) - 1
@@ -505,28 +591,17 @@ def build_windowset(paths: Iterable[str | Path], options: ImportOptions) -> tupl
             counts.resampled += changed
             if options.pipeline == "uci-har":
                 x, names = pipeline.filter(Recording(x, tuple(channels), rate, [], 0, accelerometer=acc_index))
+            x = x.astype(np.float32)
             for start, stop, is_test in _ranges(stretch_codes, time_split, options.align):
                 starts = start + window_starts(stop - start, options.window, options.hop)
-                if not len(starts):
-                    continue
-                index = starts[:, None] + np.arange(options.window)[None, :]
-                window_codes = stretch_codes[index]
-                unlabelled = (window_codes < 0).any(axis=1)
-                majority = stats.mode(window_codes, axis=1, keepdims=False)
-                impure = ~unlabelled & (majority.count < options.purity * options.window)
-                keep = ~unlabelled & ~impure
-                counts.unlabelled += int(unlabelled.sum())
-                counts.impure += int(impure.sum())
-                Xs.append(x[index[keep]].astype(np.float32))
-                ys.append(np.asarray(majority.mode, np.int64)[keep])
-                subject_ids.append(np.full(int(keep.sum()), ids[rec.subject], np.int64))
-                tests.append(np.full(int(keep.sum()), is_test))
-    y = np.concatenate(ys) if ys else np.empty(0, np.int64)
+                for first in range(0, len(starts), CUT_BATCH):
+                    cut.add(x, stretch_codes, starts[first:first + CUT_BATCH], ids[rec.subject], is_test)
+    X, y, subject_ids, tests = cut.result()
     note = counts.note(options)
     if not len(y):
         raise HarlabError(f"no windows could be cut from {len(files)} file(s) ({note or 'no labelled stretch'}); "
                           "check the labels, lower the `window` or `purity` setting")
-    test_mask = np.concatenate(tests) if time_split else None
+    test_mask = tests if time_split else None
     if time_split and (test_mask.all() or not test_mask.any()):
         raise HarlabError(f"the time split left {int((~test_mask).sum())} training and {int(test_mask.sum())} test "
                           "windows; record longer or lower the `window` setting")
@@ -534,10 +609,10 @@ def build_windowset(paths: Iterable[str | Path], options: ImportOptions) -> tupl
     resolved = options.model_copy(update={"channels": list(channels), "accelerometer": list(accelerometer)})
     options_dump = resolved.model_dump(mode="json")  # the columns actually read, so a model can read them again
     provenance = Provenance(NAME, ", ".join(digests), digest, options_dump, note)
-    ws = WindowSet(np.concatenate(Xs), y, np.concatenate(subject_ids), names, tuple(classes), rate, options.hop,
+    ws = WindowSet(X, y, subject_ids, names, tuple(classes), rate, options.hop,
                    test_subjects, provenance, test_mask=test_mask)
-    train, test = ws.split()
-    if len(trained := [classes[i] for i in np.unique(train.y)]) < 2:
+    is_test = ws.is_test()  # a mask, not a copy of the windows
+    if len(trained := [classes[i] for i in np.unique(y[~is_test])]) < 2:
         others = sorted({classes[i] for i in np.unique(y)} - set(trained))
         found = f"only one class ({trained[0]}) in the training windows" if trained else "no training windows"
         held_out = (f"the last {1 - TRAIN_SHARE:.0%} of each stretch" if time_split
@@ -551,9 +626,10 @@ def build_windowset(paths: Iterable[str | Path], options: ImportOptions) -> tupl
         "windows": len(ws), "window": options.window, "step": options.hop, "sampling_rate": rate,
         "channels": list(names), "classes": ws.class_counts(),
         "split": "time" if time_split else "subject",
-        "subjects": {"train": sorted(set(train.subject.tolist())), "test": sorted(set(test.subject.tolist())),
+        "subjects": {"train": sorted(set(subject_ids[~is_test].tolist())),
+                     "test": sorted(set(subject_ids[is_test].tolist())),
                      "names": ids if options.subject_column else ids_by_file},
-        "windows_per_split": {"train": len(train), "test": len(test)}, "skipped": note}
+        "windows_per_split": {"train": int((~is_test).sum()), "test": int(is_test.sum())}, "skipped": note}
     return ws, manifest
 
 
@@ -569,13 +645,14 @@ def _windows_key(digest: str) -> dict[str, str]:
     return {"dataset": NAME, "sha256": digest}
 
 
-def import_recordings(paths: Iterable[str | Path], options: ImportOptions, out_dir: str | Path) -> WindowSet:
+def import_recordings(paths: Iterable[str | Path], options: ImportOptions, out_dir: str | Path,
+                      on_rows: Callable[[int], None] = lambda done: None) -> WindowSet:
     """Cut the recordings into windows and write the dataset folder `out_dir` (windows.npz + dataset.json)
     atomically; an existing folder is replaced only if it is a harlab dataset itself."""
     out_dir = Path(out_dir)
     if out_dir.exists() and any(out_dir.iterdir()) and not (out_dir / "dataset.json").is_file():
         raise DataError(out_dir, "exists and is not a harlab dataset", "choose a new out folder")
-    ws, manifest = build_windowset(paths, options)
+    ws, manifest = build_windowset(paths, options, on_rows)
     with atomic_directory(out_dir, "dataset") as tmp:
         save_windowset(ws, tmp / "windows.npz", _windows_key(manifest["sha256"]))
         atomic_write_json(tmp / "dataset.json", manifest)

@@ -106,6 +106,34 @@ def read_table(path: Path, text_columns: Iterable[str | None] = ()) -> pd.DataFr
     return frame.reset_index(drop=True)
 
 
+def read_chunks(path: Path, rows: int, columns: list[str] | None = None,
+                text_columns: Iterable[str | None] = ()) -> Iterator[pd.DataFrame]:
+    """A recording file `rows` rows at a time (only `columns`, if given; `text_columns` read as text), each chunk
+    indexed by its rows' positions in the file; a file without rows is an error."""
+    text = {c: str for c in text_columns if c}
+    empty = True
+    with reading(path):
+        if SUFFIXES[path.suffix.lower()] == "csv":
+            chunks = pd.read_csv(path, usecols=columns, dtype=text, chunksize=rows, skipinitialspace=True,
+                                 **csv_format(path))
+        else:
+            import pyarrow.parquet
+
+            chunks = (batch.to_pandas() for batch in
+                      pyarrow.parquet.ParquetFile(path).iter_batches(batch_size=rows, columns=columns))
+        first = 0
+        for chunk in chunks:
+            if chunk.empty:
+                continue
+            empty = False
+            chunk.index = pd.RangeIndex(first, first + len(chunk))
+            first += len(chunk)
+            yield chunk
+    if empty:
+        raise DataError(path, f"no samples (columns: {', '.join(read_header(path)) or 'none'})",
+                        "export the recording with its samples")
+
+
 def to_numbers(column: pd.Series) -> pd.Series:
     """A column as numbers, NaN where a value is not one."""
     if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
@@ -234,3 +262,27 @@ def sample_rate(seconds: np.ndarray, path: Path, what: str, max_gap_s: float) ->
                         "raise the `max_gap_s` setting or check the time unit")
     regular = steps[np.abs(steps / median - 1) <= 0.5]
     return float(f"{1 / float(np.mean(regular)):.4g}")
+
+
+class TimeAxis:
+    """Seconds since a recording's first timestamp, read part after part (`timestamps` on each): the unit is told
+    from the first part and kept, and the timestamps must increase across parts too. `clock` is where the first
+    timestamp lies."""
+
+    def __init__(self, path: Path, unit: str):
+        self.path, self.unit = path, unit
+        self.clock: Clock | None = None
+        self.last = -np.inf
+
+    def of(self, column: pd.Series, rows: np.ndarray) -> np.ndarray:
+        """The seconds of the next part: a time column's values at file rows `rows` (0-based data rows)."""
+        relative, clock = timestamps(column, rows, self.path, self.unit)
+        self.unit = "datetime" if clock.unit is None else next(n for n, f in UNITS.items() if f == clock.unit)
+        self.clock = self.clock or clock
+        seconds = relative + (clock.start - self.clock.start)
+        if seconds[0] <= self.last:
+            what = "repeats the previous timestamp" if seconds[0] == self.last else "goes back in time"
+            raise row_error(self.path, f"column {column.name!r}: {shown(column.iloc[0])} {what}",
+                            "sort the rows by time and drop duplicate samples", int(rows[0]))
+        self.last = float(seconds[-1])
+        return seconds

@@ -76,9 +76,14 @@ class WindowSet:
         """The subject of every window (scikit-learn's `groups`)."""
         return self.subject
 
+    def is_test(self) -> np.ndarray:
+        """Whether each window is in the test split: of the dataset's own held-out subjects (or its `test_mask`,
+        where set)."""
+        return np.isin(self.subject, self.test_subjects) if self.test_mask is None else self.test_mask
+
     def split(self) -> tuple[WindowSet, WindowSet]:
         """(train, test) by the dataset's own held-out subjects (or its `test_mask`, where set)."""
-        is_test = np.isin(self.subject, self.test_subjects) if self.test_mask is None else self.test_mask
+        is_test = self.is_test()
         return self.select(~is_test), self.select(is_test)
 
     def folds(self, kind: str = "kfold", *, folds: int = 5, test_fraction: float = 0.3,
