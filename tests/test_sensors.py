@@ -233,3 +233,40 @@ def test_cli_imports_each_apps_layout_to_the_same_windows(tmp_path):
         np.testing.assert_array_equal(ws.y, first.y)
         # written with 5 decimals in different units; MetaWear's timestamps are whole milliseconds
         np.testing.assert_allclose(ws.X, first.X, atol=0.02 if layout == "metawear" else 2e-4)
+
+
+def test_harlab_predict_reads_a_phone_apps_export(hapt_bundle: Path, real_data: Path, tmp_path: Path) -> None:
+    """A HAPT test subject's experiment written as Sensor Logger writes it (m/s², ns timestamps, the gyroscope
+    starting one window step, 1.28 s, late) gets the timeline of the same experiment as one table."""
+    from typer.testing import CliRunner
+
+    from harlab.cli import app
+    from harlab.data import hapt
+    from harlab.data.recordings import recording_frame
+
+    recordings, activities = hapt.read_recordings(hapt.locate(real_data))
+    frame = recording_frame(next(r for r in recordings if r.subject == hapt.UCI_HAR_TEST_SUBJECTS[0]),
+                            dict(enumerate(activities, start=1)))
+    frame.drop(columns=["activity", "subject"]).to_csv(tmp_path / "exp.csv", index=False)
+    export = tmp_path / "export"
+    export.mkdir()
+    t = frame["time"].to_numpy()
+    for name, columns, scale, rows in (("TotalAcceleration", ["acc_x", "acc_y", "acc_z"], G, slice(None)),
+                                       ("Gyroscope", ["gyro_x", "gyro_y", "gyro_z"], 1.0, slice(64, None))):
+        pd.DataFrame({"time": EPOCH_NS + np.round(t[rows] * 1e9).astype(np.int64), "seconds_elapsed": t[rows],
+                      **{axis: frame[column].to_numpy()[rows] * scale for axis, column in zip("zyx", columns[::-1],
+                                                                                           strict=True)}}
+                     ).to_csv(export / f"{name}.csv", index=False)
+    timelines = {}
+    for source in (tmp_path / "exp.csv", export):
+        result = CliRunner().invoke(app, ["predict", str(hapt_bundle), str(source), "--windows",
+                                          str(tmp_path / f"{source.stem}.csv"), "--smoothing", "1"])
+        assert result.exit_code == 0, result.output or result.exception
+        timelines[source.stem] = pd.read_csv(tmp_path / f"{source.stem}.csv")
+    table, phone = timelines["exp"], timelines["export"]
+    assert len(table) > 100 and len(phone) == len(table) - 1
+    probabilities = [c for c in table.columns if c.startswith("p_")]
+    same = phone["activity"].to_numpy() == table["activity"].to_numpy()[1:]  # one window later
+    assert same.mean() > 0.98  # the filters' edges differ: the export's recording starts later
+    np.testing.assert_allclose(phone[probabilities].to_numpy()[5:-5], table[probabilities].to_numpy()[6:-5],
+                               atol=1e-3)

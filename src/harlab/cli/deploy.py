@@ -47,7 +47,8 @@ def predict_command(
     model: Annotated[Path, typer.Argument(help="A bundle folder (harlab train --save) or an .onnx file "
                                           "(harlab export --onnx).")],
     recording: Annotated[Path, typer.Argument(help="A continuous recording: CSV or Parquet with a time column and "
-                                              "the model's channels (or raw acc/gyro axes).", dir_okay=False)],
+                                              "the model's channels (or raw acc/gyro axes), or a per-sensor "
+                                              "export (a folder or zip, as phone apps write them).")],
     time_column: Annotated[str, typer.Option(help="Time column: seconds, milliseconds or date-times.")] = "time",
     rate: Annotated[float | None, typer.Option(min=0.001, help="The recording's rate in Hz when it has no time "
                                                "column.")] = None,

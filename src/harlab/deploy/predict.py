@@ -27,6 +27,7 @@ import torch
 
 from harlab.data.blocks import Block, signal_blocks
 from harlab.data.fetch import regular_file
+from harlab.data.sensors import SensorSettings, is_sensor_recording, read_sensor_recording
 from harlab.data.signals import Recording, UciHarPipeline
 from harlab.deploy.hmm import Transitions
 from harlab.deploy.onnx_export import ONNX_METADATA
@@ -295,8 +296,18 @@ def read_model_input(model: WindowModel, path: Path, *, time_column: str = "time
     pipeline starts from — resampled to the model's rate. The time column may hold seconds, milliseconds or
     date-times (see harlab.data.tables); without one, `rate` gives the recording's rate. Other columns
     (labels, subject) are ignored. The whole recording is in memory: `predict_file` needs only a block of it."""
+    if is_sensor_recording(path, time_column):
+        samples = _sensor_samples(model, path)
+        return samples[list(model.input_columns(tuple(samples.columns), path))]
     names, blocks = _blocks(model, path, time_column, rate, lambda done: None)
     return pd.DataFrame(np.concatenate([block.core_samples() for block in blocks]), columns=names)
+
+
+def _sensor_samples(model: WindowModel, path: Path) -> pd.DataFrame:
+    """A per-sensor recording (a phone app's folder or zip, harlab.data.sensors) merged onto the model's grid, gaps
+    bridged by interpolation as in a table."""
+    merged = read_sensor_recording(path, SensorSettings(rate=model.sampling_rate, max_gap_s=float("inf")))
+    return pd.DataFrame(merged.signals, columns=list(merged.channels))
 
 
 def predict_file(model: WindowModel, path: Path, *, time_column: str = "time", rate: float | None = None,
@@ -304,9 +315,12 @@ def predict_file(model: WindowModel, path: Path, *, time_column: str = "time", r
                  on_rows: Callable[[int], None] = lambda done: None) -> pd.DataFrame:
     """Per-window predictions (see `predict_signals`) for a recording file (see `read_model_input`), read block
     by block in bounded memory (harlab.data.blocks): a day at 50 Hz never sits in memory whole. `on_rows(done)`
-    reports the rows read."""
+    reports the rows read. A per-sensor recording (a folder or zip, as phone apps export them) is merged first."""
     if smoothing == "hmm":
         model.hidden_markov_model()  # refused before the recording is read
+    if is_sensor_recording(path, time_column):
+        return predict(model, _sensor_samples(model, path), rate=model.sampling_rate, time_column=None, step=step,
+                       smoothing=smoothing)
     names, blocks = _blocks(model, path, time_column, rate, on_rows)
     windows = _WindowStream(model, step or model.window // 2)
     for block in blocks:
