@@ -3,6 +3,7 @@ in memory, whatever the block size; errors across a block's edge are still one l
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ def test_blocks_join_into_the_whole_recordings_signals(tmp_path: Path, rate: flo
     assert abs(len(whole) - 120 * rate) <= 2  # 2 minutes
     pieces = list(signal_blocks(path, channels, rate, rows=997, margin_s=2.0))
     assert len(pieces) > 5 and pieces[0].core[0] == 0
-    assert all(p.core[0] == q.core[1] for q, p in zip(pieces, pieces[1:], strict=False))  # contiguous, no overlap
+    assert all(p.core[0] == q.core[1] for q, p in itertools.pairwise(pieces))  # contiguous, no overlap
     joined = np.concatenate([b.core_samples() for b in pieces])
     assert joined.shape == whole.shape
     # resample_poly's line padding runs from a block's first to its last sample: only at the recording's two ends,
@@ -83,9 +84,10 @@ def test_a_timestamp_going_back_at_a_blocks_edge_is_one_line(tmp_path: Path) -> 
 def test_importing_a_table_chunk_by_chunk_gives_the_same_windows(tmp_path: Path,
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """Three subjects' rows in one file, interleaved in runs of 500, read 777 rows at a time."""
+    from test_recordings import example_script
+
     from harlab.data import recordings
     from harlab.data.recordings import ImportOptions, build_windowset
-    from test_recordings import example_script
 
     files = example_script().make_example(tmp_path / "in", subjects=3, bout_seconds=6)
     frames = [pd.read_csv(path).assign(subject=number) for number, path in enumerate(files, start=1)]
