@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -14,7 +14,8 @@ from harlab.errors import HarlabError
 
 @app.command("export")
 def export(
-    bundle: Annotated[Path, typer.Argument(help="A bundle folder written by `harlab train --save`.")],
+    bundle: Annotated[Path, typer.Argument(help="A bundle folder written by `harlab train --save`, or "
+                                           "pretrained:NAME (harlab models list --pretrained).")],
     onnx: Annotated[Path | None, typer.Option(help="Write an ONNX model here.", dir_okay=False)] = None,
     coreml: Annotated[Path | None, typer.Option(help="Write a Core ML package (.mlpackage) here; needs "
                                                 "harlab[coreml].")] = None,
@@ -44,8 +45,8 @@ def export(
 
 @app.command("predict")
 def predict_command(
-    model: Annotated[Path, typer.Argument(help="A bundle folder (harlab train --save) or an .onnx file "
-                                          "(harlab export --onnx).")],
+    model: Annotated[Path, typer.Argument(help="A bundle folder (harlab train --save), pretrained:NAME (a model "
+                                          "shipped with harlab) or an .onnx file (harlab export --onnx).")],
     recording: Annotated[Path, typer.Argument(help="A continuous recording: CSV or Parquet with a time column and "
                                               "the model's channels (or raw acc/gyro axes), or a per-sensor "
                                               "export (a folder or zip, as phone apps write them).")],
@@ -61,6 +62,8 @@ def predict_command(
                                              dir_okay=False)] = None,
     windows_out: Annotated[Path | None, typer.Option("--windows", help="Per-window CSV with every class's "
                                                      "probability.", dir_okay=False)] = None,
+    acc_units: Annotated[str, typer.Option(help="The unit of the recording's raw accelerometer columns: g, or m/s2 "
+                                           "(converted to g).")] = "g",
     plot: Annotated[Path | None, typer.Option(help="Figure of the signals with the activity bands (.png, .svg).",
                                               dir_okay=False)] = None,
 ) -> None:
@@ -74,7 +77,8 @@ def predict_command(
     loaded = open_model(model)
     with progress_bar(f"{recording.name} (rows)", count_rows(recording)) as (progress, task):
         windows = predict_file(loaded, recording, time_column=time_column, rate=rate, step=step, smoothing=decoding,
-                               on_rows=lambda done: progress.update(task, completed=done))
+                               on_rows=lambda done: progress.update(task, completed=done),
+                               acc_units=_acc_units(acc_units))
     segments = timeline(windows)
     for row in segments.itertuples(index=False):
         print(f"{row.start:9.2f} – {row.end:9.2f} s  {row.activity:<20} {row.confidence:.2f}")
@@ -83,8 +87,15 @@ def predict_command(
     if windows_out is not None:
         atomic_write_bytes(windows_out, windows.to_csv(index=False, float_format="%.4f").encode())
     if plot is not None:  # the figure shows every sample: only here is the whole recording read into memory
-        samples = read_model_input(loaded, recording, time_column=time_column, rate=rate)
+        samples = read_model_input(loaded, recording, time_column=time_column, rate=rate,
+                                   acc_units=_acc_units(acc_units))
         save_figure(timeline_figure(samples, loaded.sampling_rate, segments, loaded.classes,
                                     f"{recording.name}: {loaded.source}"), plot)
     say(f"{len(windows)} windows, {len(segments)} segments" + (f"; timeline in {out}" if out else ""))
 
+
+
+def _acc_units(text: str) -> Any:
+    if text not in ("g", "m/s2"):
+        raise HarlabError(f"--acc-units {text!r}: give g or m/s2")
+    return text

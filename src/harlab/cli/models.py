@@ -14,8 +14,12 @@ from harlab.cli.common import Param, models_app, parse_input, parse_params
 
 
 @models_app.command("list")
-def models_list() -> None:
+def models_list(pretrained: Annotated[bool, typer.Option(help="List the pretrained models shipped with harlab "
+                                                         "instead: use them as pretrained:NAME.")] = False) -> None:
     """Names, architectures, tutorial training settings and hyperparameters (with defaults)."""
+    if pretrained:
+        _list_pretrained()
+        return
     from harlab.models.layers import ConvOptions
     from harlab.models.registry import get_entry, model_names
     from harlab.training.config import describe
@@ -33,6 +37,16 @@ def models_list() -> None:
     for field, info in ConvOptions.model_fields.items():
         out.print(escape(f"  {field}={info.default}  {_describe_type(info.annotation)}"
                          + (f"  {info.description}" if info.description else "")))
+
+
+def _list_pretrained() -> None:
+    from harlab.deploy.pretrained import pretrained_models
+
+    for model in pretrained_models():
+        print(f"pretrained:{model.name}  {model.description}")
+        print(f"  input: {model.input_text()}")
+        print(f"  classes: {', '.join(model.classes)}")
+        print(f"  accuracy on people it never saw: {model.accuracy_text()}")
 
 
 def _describe_type(annotation: Any) -> str:

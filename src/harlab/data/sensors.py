@@ -287,12 +287,20 @@ def read_sensor_recording(source: Path, settings: SensorSettings) -> SensorRecor
         return _merge(name, sensors, clock, source, layout, settings)
 
 
+MS2_MAGNITUDES = (6.0, 14.0)  # a median magnitude in this range: gravity in m/s², not g
+
+
+def gravity_magnitude(acc: np.ndarray) -> float:
+    """The median magnitude of accelerometer samples [n, 3]: about 1 in g with gravity."""
+    return float(np.median(np.linalg.norm(acc, axis=1))) if len(acc) else 1.0
+
+
 def check_gravity(acc: np.ndarray, where: str | Path) -> None:
     """Warn in one line when the median magnitude of accelerometer samples [n, 3] in g is not about 1."""
-    magnitude = float(np.median(np.linalg.norm(acc, axis=1))) if len(acc) else 1.0
+    magnitude = gravity_magnitude(acc)
     if 0.5 <= magnitude <= 1.5:
         return
-    if 6 <= magnitude <= 14:
+    if MS2_MAGNITUDES[0] <= magnitude <= MS2_MAGNITUDES[1]:
         hint = "it looks like m/s², not g: set acc_units to m/s2"
     elif magnitude < 0.5:
         hint = ("too little for gravity: linear acceleration (gravity removed) or another unit? Models like HAPT's "

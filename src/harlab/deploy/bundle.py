@@ -28,6 +28,7 @@ from torch import nn
 from harlab.data.fetch import regular_file
 from harlab.data.transforms import Standardizer
 from harlab.deploy.hmm import Transitions
+from harlab.deploy.pretrained import resolve
 from harlab.environment import describe_environment, now_iso
 from harlab.errors import DataError, HarlabError
 from harlab.files import atomic_directory, atomic_write_json, sha256_file, umask
@@ -181,10 +182,11 @@ def save_bundle(directory: Path, model: nn.Module, *, model_name: str, hyperpara
                 channels: list[str], window: int, step: int, sampling_rate: float, classes: list[str],
                 standardizer: Standardizer | None, metrics: dict[str, Any], provenance: dict[str, Any],
                 training: dict[str, Any], preprocessing: dict[str, Any] | None = None,
-                transitions: Transitions | None = None) -> Path:
+                transitions: Transitions | None = None, pretrained: dict[str, Any] | None = None) -> Path:
     """Write a bundle folder atomically (replacing one that exists); return its path. `preprocessing` says how
     raw recordings become the model's channels (see `preprocessing_of`); `transitions`, how the training
-    windows' activities followed each other (for `harlab predict --smoothing hmm`)."""
+    windows' activities followed each other (for `harlab predict --smoothing hmm`); `pretrained`, what a model
+    shipped in the package is and how well it does (harlab.deploy.pretrained)."""
     with atomic_directory(directory, "bundle") as tmp:
         weights = tmp / WEIGHTS
         save_file(cpu_state_dict(model), str(weights))
@@ -196,13 +198,16 @@ def save_bundle(directory: Path, model: nn.Module, *, model_name: str, hyperpara
             "preprocessing": preprocessing or {"pipeline": "none"}, "metrics": metrics,
             "training": training, "provenance": provenance, "environment": describe_environment(),
             "created": now_iso(), "weights_sha256": sha256_file(weights),
-            "transitions": transitions.to_dict() if transitions else None}
+            "transitions": transitions.to_dict() if transitions else None,
+            **({"pretrained": pretrained} if pretrained else {})}
         atomic_write_json(tmp / MANIFEST, manifest)
     return directory
 
 
 def load_bundle(directory: Path) -> Bundle:
-    """Read and verify a bundle folder; the model comes back in eval mode."""
+    """Read and verify a bundle folder (`pretrained:NAME`: one shipped in the package); the model comes back in
+    eval mode."""
+    directory = resolve(directory)
     manifest_path, weights = directory / MANIFEST, directory / WEIGHTS
     if not directory.is_dir():
         raise DataError(directory, "not a model bundle folder",

@@ -27,15 +27,25 @@ import torch
 
 from harlab.data.blocks import Block, signal_blocks
 from harlab.data.fetch import regular_file
-from harlab.data.sensors import SensorSettings, is_sensor_recording, read_sensor_recording
+from harlab.data.sensors import (
+    CONVERSIONS,
+    MS2_MAGNITUDES,
+    SensorSettings,
+    check_gravity,
+    gravity_magnitude,
+    is_sensor_recording,
+    read_sensor_recording,
+)
 from harlab.data.signals import Recording, UciHarPipeline
 from harlab.deploy.hmm import Transitions
 from harlab.deploy.onnx_export import ONNX_METADATA
+from harlab.deploy.pretrained import resolve
 from harlab.errors import DataError, HarlabError
 
 STREAM_CONTEXT_WINDOWS = 4  # filter context kept while streaming a UCI HAR-style model
 RESAMPLING_CONTEXT = 100  # samples of context for the resampler's filter at a block's edges
 Smoothing = int | Literal["hmm"]
+AccUnits = Literal["g", "m/s2"]
 
 
 @dataclass(frozen=True)
@@ -103,10 +113,12 @@ class WindowModel:
 
 
 def open_model(path: Path) -> WindowModel:
-    """A bundle folder (PyTorch) or an .onnx file written by `harlab export` (ONNX Runtime): a regular file of at
-    most MAX_MODEL_BYTES whose harlab metadata is well-formed and fits the graph's input and output shapes."""
+    """A bundle folder (PyTorch; `pretrained:NAME` for one shipped in the package) or an .onnx file written by
+    `harlab export` (ONNX Runtime): a regular file of at most MAX_MODEL_BYTES whose harlab metadata is well-formed
+    and fits the graph's input and output shapes."""
     from harlab.deploy.bundle import MAX_MODEL_BYTES, ModelInput, load_bundle, validated
 
+    path = resolve(path)
     if path.is_dir():
         bundle = load_bundle(path)
         manifest = bundle.manifest
@@ -281,17 +293,36 @@ def _file_columns(model: WindowModel, path: Path, time_column: str) -> list[str]
 
 
 def _blocks(model: WindowModel, path: Path, time_column: str, rate: float | None,
-            on_rows: Callable[[int], None]) -> tuple[list[str], Iterator[Block]]:
+            on_rows: Callable[[int], None], acc_units: AccUnits = "g") -> tuple[list[str], Iterator[Block]]:
     """The columns `model` reads from a recording file and the file's blocks at the model's rate, each with
-    context enough for the model's pipeline (see harlab.data.blocks)."""
+    context enough for the model's pipeline (see harlab.data.blocks), raw accelerometer columns in g."""
     names = _file_columns(model, path, time_column)
     margin_s = (STREAM_CONTEXT_WINDOWS * model.window + RESAMPLING_CONTEXT) / model.sampling_rate
-    return names, signal_blocks(path, names, model.sampling_rate, time_column=time_column, source_rate=rate,
-                                margin_s=margin_s, on_rows=on_rows)
+    blocks = signal_blocks(path, names, model.sampling_rate, time_column=time_column, source_rate=rate,
+                           margin_s=margin_s, on_rows=on_rows)
+    acc = [names.index(c) for c in model.preprocessing.get("accelerometer", ()) if c in names]
+    return names, (_in_g(blocks, names, acc, acc_units, path) if len(acc) == 3 and names != list(model.channels)
+                   else blocks)
+
+
+def _in_g(blocks: Iterator[Block], names: list[str], acc: list[int], acc_units: AccUnits, path: Path
+          ) -> Iterator[Block]:
+    """Blocks with accelerometer columns `acc` converted to g; the first block's gravity says whether the units
+    are likely right (m/s² taken for g is refused in one line; other doubts are a warning)."""
+    for number, block in enumerate(blocks):
+        block.samples[:, acc] *= CONVERSIONS["acc"][acc_units]
+        if number == 0:
+            magnitude = gravity_magnitude(block.core_samples()[:, acc])
+            if MS2_MAGNITUDES[0] <= magnitude <= MS2_MAGNITUDES[1]:
+                raise DataError(path, f"columns {', '.join(names[i] for i in acc)}: median acceleration magnitude "
+                                f"{magnitude:.3g}, which is gravity in m/s²; the model reads g",
+                                "pass --acc-units m/s2 (acc_units='m/s2') or convert them to g")
+            check_gravity(block.core_samples()[:, acc], path)
+        yield block
 
 
 def read_model_input(model: WindowModel, path: Path, *, time_column: str = "time",
-                     rate: float | None = None) -> pd.DataFrame:
+                     rate: float | None = None, acc_units: AccUnits = "g") -> pd.DataFrame:
     """The columns of a recording file (CSV or Parquet) that `model` reads — its channels, or the raw axes its
     pipeline starts from — resampled to the model's rate. The time column may hold seconds, milliseconds or
     date-times (see harlab.data.tables); without one, `rate` gives the recording's rate. Other columns
@@ -299,7 +330,7 @@ def read_model_input(model: WindowModel, path: Path, *, time_column: str = "time
     if is_sensor_recording(path, time_column):
         samples = _sensor_samples(model, path)
         return samples[list(model.input_columns(tuple(samples.columns), path))]
-    names, blocks = _blocks(model, path, time_column, rate, lambda done: None)
+    names, blocks = _blocks(model, path, time_column, rate, lambda done: None, acc_units)
     return pd.DataFrame(np.concatenate([block.core_samples() for block in blocks]), columns=names)
 
 
@@ -312,16 +343,17 @@ def _sensor_samples(model: WindowModel, path: Path) -> pd.DataFrame:
 
 def predict_file(model: WindowModel, path: Path, *, time_column: str = "time", rate: float | None = None,
                  step: int | None = None, smoothing: Smoothing = 1,
-                 on_rows: Callable[[int], None] = lambda done: None) -> pd.DataFrame:
+                 on_rows: Callable[[int], None] = lambda done: None, acc_units: AccUnits = "g") -> pd.DataFrame:
     """Per-window predictions (see `predict_signals`) for a recording file (see `read_model_input`), read block
     by block in bounded memory (harlab.data.blocks): a day at 50 Hz never sits in memory whole. `on_rows(done)`
-    reports the rows read. A per-sensor recording (a folder or zip, as phone apps export them) is merged first."""
+    reports the rows read. A per-sensor recording (a folder or zip, as phone apps export them) is merged first.
+    Raw accelerometer columns are in g, or `acc_units` m/s2 (converted); gravity in m/s² taken for g is refused."""
     if smoothing == "hmm":
         model.hidden_markov_model()  # refused before the recording is read
     if is_sensor_recording(path, time_column):
         return predict(model, _sensor_samples(model, path), rate=model.sampling_rate, time_column=None, step=step,
                        smoothing=smoothing)
-    names, blocks = _blocks(model, path, time_column, rate, on_rows)
+    names, blocks = _blocks(model, path, time_column, rate, on_rows, acc_units)
     windows = _WindowStream(model, step or model.window // 2)
     for block in blocks:
         windows.add(model.model_signals(block.samples, tuple(names), str(path))[
