@@ -17,12 +17,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
-from harlab.data.signals import MAX_UPSAMPLING, resample_uniform
+from harlab.data.signals import MAX_UPSAMPLING, rate_ratio, resample_uniform
 from harlab.data.tables import SUFFIXES, TimeAxis, read_chunks, read_header, reading, sample_rate, signal_values
 from harlab.errors import DataError
 
@@ -62,7 +61,7 @@ def count_rows(path: Path) -> int | None:
 def _resampled(t: np.ndarray, x: np.ndarray, source: float, rate: float, end: int) -> tuple[int, np.ndarray]:
     """(first grid index, samples) of rows at `t` on the grid, up to grid index `end` (exclusive). The
     interpolation grid starts at a multiple of the rate ratio's numerator, a point every block's grid shares."""
-    up = Fraction(rate / source).limit_denominator(1000).numerator
+    up, _ = rate_ratio(rate, source)
     first = math.ceil(math.ceil(t[0] * rate - 1e-6) / up) * up
     samples = resample_uniform(t, x, source, rate, first / rate)
     return first, samples[:max(0, end - first)]
@@ -101,8 +100,8 @@ def signal_blocks(path: Path, channels: list[str], rate: float, *, time_column: 
             first, samples = _resampled(t, x, source, rate, ready + math.ceil(margin_s * rate))
             yield Block(first, samples, (core_from, ready))
             core_from = ready
-            up = Fraction(rate / source).limit_denominator(1000).numerator
-            keep = np.searchsorted(t, (core_from - up) / rate - margin_s)  # the next block's left context
+            # the next block's left context, from the lattice point its interpolation grid may start at
+            keep = np.searchsorted(t, (core_from - rate_ratio(rate, source)[0]) / rate - margin_s)
             t, x = t[keep:], x[keep:]
     if source is None:
         raise DataError(path, "a single sample, so no rate", "a recording needs at least one window")

@@ -55,7 +55,6 @@ import json
 import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
 from typing import Any, Literal
 
@@ -81,6 +80,7 @@ from harlab.data.signals import (
     Recording,
     UciHarPipeline,
     check_window_memory,
+    rate_ratio,
     resample_uniform,
     window_count,
     window_starts,
@@ -418,8 +418,7 @@ def _target_rate(recordings: list[_Recording], sources: list[float], options: Im
 def _resample(t: np.ndarray, x: np.ndarray, codes: np.ndarray, source: float, target: float
               ) -> tuple[np.ndarray, np.ndarray, bool]:
     """One stretch at exactly `target` Hz (see the module docstring), its label codes, and whether it changed."""
-    ratio = Fraction(target / source).limit_denominator(1000)
-    up, down = ratio.numerator, ratio.denominator
+    up, down = rate_ratio(target, source)
     uniform = bool(np.max(np.abs(np.diff(t) * target * down / up - 1)) <= JITTER)
     if uniform and up == down:
         return x, codes, False

@@ -61,12 +61,17 @@ def butter_lowpass(x: np.ndarray, cutoff_hz: float, sampling_rate: float, order:
 MAX_UPSAMPLING = 10  # a target rate at most this many times a recording's own: more invents nothing but noise
 
 
+def rate_ratio(target: float, source: float) -> tuple[int, int]:
+    """(up, down): the ratio target/source as a fraction with a denominator ≤ 1000, as resample_poly takes it."""
+    ratio = Fraction(target / source).limit_denominator(1000)
+    return ratio.numerator, ratio.denominator
+
+
 def resample_uniform(t: np.ndarray, x: np.ndarray, source: float, target: float, start: float) -> np.ndarray:
     """Samples `x` [n, channels] taken at times `t` (near `source` Hz) at `target` Hz from `start` (≥ t[0]): sample
     j at start + j / target. np.interp onto a uniform grid near the source rate, then `scipy.signal.resample_poly`
     by up/down, the ratio target/source with a denominator ≤ 1000 (its low-pass anti-aliases a downsampling)."""
-    ratio = Fraction(target / source).limit_denominator(1000)
-    up, down = ratio.numerator, ratio.denominator
+    up, down = rate_ratio(target, source)
     grid_rate = target * down / up
     grid = start + np.arange(int((t[-1] - start) * grid_rate + 1e-6) + 1) / grid_rate
     x = np.column_stack([np.interp(grid, t, column) for column in x.T])
