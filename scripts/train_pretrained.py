@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -42,10 +42,7 @@ MODELS = {
 
 
 def with_channels(ws: WindowSet, channels: tuple[str, ...] | None) -> WindowSet:
-    if channels is None:
-        return ws
-    index = [ws.channels.index(c) for c in channels]
-    return replace(ws, X=ws.X[:, :, index], channels=channels)
+    return ws if channels is None else ws.channels_named(channels)
 
 
 def fitted(model: str, train: WindowSet) -> HARClassifier:

@@ -264,7 +264,7 @@ def run_experiment(spec: ExperimentSpec | dict[str, Any] | str | Path, out: str 
     return results
 
 
-def train(model: str = "cnn", *, dataset: str | None = None, data: WindowSet | None = None,
+def train(model: str | None = None, *, dataset: str | None = None, data: WindowSet | None = None,
           data_dir: str | Path | None = None, dataset_options: dict[str, Any] | None = None, repeats: int = 10,
           seed: int = 0, hyperparameters: dict[str, Any] | None = None, split: str = "fixed", folds: int = 5,
           test_fraction: float = 0.3, early_stopping: int | None = None, out: str | Path | None = None,
@@ -273,12 +273,13 @@ def train(model: str = "cnn", *, dataset: str | None = None, data: WindowSet | N
           save: str | Path | None = None, save_repeat: int = 1, **settings: Any) -> Results:
     """Train one configuration `repeats` times with seeds seed, seed + 1, … (on every fold of `split`) and
     return its Results: a one-configuration experiment (see `training_spec`), in the same resumable results
-    folder as `run_experiment` (default results/train-MODEL-DATASET-TIME). `settings` are TrainConfig's (epochs,
-    batch_size, standardize, …; None or absent: the model's). `early_stopping` is a patience on the validation
-    loss, holding out 20 % of the training subjects unless `validation_split` says otherwise. `device` (auto,
-    cpu, cuda, cuda:N, mps), `workers` (runs at once on a CPU) and `replicas` (repeats trained as one batched
-    computation) say where and how it trains. With `save`, run
-    `save_repeat` (chosen before training) is written there as a bundle when it is trained by this call."""
+    folder as `run_experiment` (default results/train-MODEL-DATASET-TIME). `model` is cnn unless given, or
+    fine-tuning (`init=BUNDLE` or `init="pretrained:NAME"`) the bundle's. `settings` are TrainConfig's (epochs,
+    batch_size, standardize, init, freeze, new_head, …; None or absent: the model's). `early_stopping` is a
+    patience on the validation loss, holding out 20 % of the training subjects unless `validation_split` says
+    otherwise. `device` (auto, cpu, cuda, cuda:N, mps), `workers` (runs at once on a CPU) and `replicas`
+    (repeats trained as one batched computation) say where and how it trains. With `save`, run `save_repeat`
+    (chosen before training) is written there as a bundle when it is trained by this call."""
     spec = training_spec(model, dataset=dataset, dataset_options=dataset_options, repeats=repeats, seed=seed,
                          hyperparameters=hyperparameters, split=split, folds=folds, test_fraction=test_fraction,
                          early_stopping=early_stopping, device=device, workers=workers, replicas=replicas,

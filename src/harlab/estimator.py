@@ -22,7 +22,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from harlab.data.windowset import Provenance, WindowSet
-from harlab.deploy.bundle import load_bundle, preprocessing_of, save_bundle
+from harlab.deploy.bundle import bundle_model, load_bundle, preprocessing_of, save_bundle, starting_point
 from harlab.errors import HarlabError, field_problems
 from harlab.models.registry import validate_hyperparameters
 from harlab.training.config import SETTING_NAMES, TrainOverrides
@@ -33,7 +33,7 @@ from harlab.training.settings import MAX_SEED, RepeatConfig
 
 
 class HARClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
-    """A registered model (`model`, see `harlab.list_models()`) as a scikit-learn classifier.
+    """A registered model (`model`, see `harlab.list_models()`; None: cnn) as a scikit-learn classifier.
 
     Every training setting (epochs, batch_size, learning_rate, validation_split, patience, schedule,
     weight_decay, label_smoothing, augment, standardize, precision, class_weight, sampler) defaults to None,
@@ -41,10 +41,12 @@ class HARClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     {"filters": 128}); an integer `random_state` is the run's seed (the same numbers as `harlab train --seed` on
     the same windows), None draws one from NumPy's global generator. `device` is where it trains and predicts
     (auto, cpu, cuda, cuda:N, mps; None: auto); `precision` fp32, bf16 or fp16 (see harlab.training.device).
-    `callbacks` watch the fit (harlab.training.callbacks).
+    `callbacks` watch the fit (harlab.training.callbacks). `init` fine-tunes a trained model instead (a bundle's
+    folder or "pretrained:NAME"; `model` None then trains the bundle's own), with `freeze` and `new_head` (see
+    harlab.training.config.TrainConfig): the windows' channels are picked by name, its standardizer is kept.
     """
 
-    def __init__(self, model: str = "cnn", **params: Any):
+    def __init__(self, model: str | None = None, **params: Any):
         self.model = model
         for name in _PARAMETERS:
             setattr(self, name, params.pop(name, _DEFAULTS[name]))
@@ -55,8 +57,12 @@ class HARClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     def _config(self) -> RepeatConfig:
         settings = {name: getattr(self, name) for name in SETTING_NAMES}
+        model, hyperparameters = self.model or "cnn", self.hyperparameters or {}
+        if self.model is None and self.init is not None:
+            model, bundle_hyperparameters = bundle_model(self.init)
+            hyperparameters = {**bundle_hyperparameters, **hyperparameters}
         try:
-            return RepeatConfig(model=self.model, hyperparameters=self.hyperparameters or {}, repeats=1,
+            return RepeatConfig(model=model, hyperparameters=hyperparameters, repeats=1,
                                 **{k: v for k, v in settings.items() if v is not None})
         except pydantic.ValidationError as exc:
             problems = field_problems(exc)
@@ -71,15 +77,16 @@ class HARClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         config = self._config()
         train_config = config.train_config()
         seed = self._seed()
-        prepared = prepare(data, train_config, seed)
+        start = starting_point(train_config.init) if train_config.init is not None else None
+        prepared = prepare(data, train_config, seed, start=start)
         fitted = fit_run(prepared, config.model, config.hyperparameters, train_config, seed,
                          (data.X.shape[2], data.window, len(data.classes)), self.callbacks or (),
-                         resolve_device(self.device))
+                         resolve_device(self.device), start)
         self.model_, self.standardizer_, self.history_ = fitted.model.eval(), prepared.standardizer, fitted.history
         self.config_, self.seed_, self.validation_subjects_ = config, seed, prepared.validation_subjects
-        self.channels_, self.window_, self.step_ = data.channels, data.window, data.step
-        self.sampling_rate_, self.provenance_, self.preprocessing_ = data.sampling_rate, data.provenance, \
-            preprocessing_of(data)
+        self.channels_, self.window_, self.step_ = prepared.fit_windows.channels, data.window, data.step
+        self.sampling_rate_, self.provenance_ = data.sampling_rate, data.provenance
+        self.preprocessing_ = preprocessing_of(data) if start is None else start.preprocessing
         self.n_features_in_ = data.X.shape[2]
         return self
 
@@ -115,7 +122,7 @@ class HARClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
 
     def _inputs(self, X: WindowSet | np.ndarray) -> torch.Tensor:
         check_is_fitted(self, "model_")
-        windows = X.X if isinstance(X, WindowSet) else np.asarray(X, dtype=np.float32)
+        windows = X.channels_named(self.channels_).X if isinstance(X, WindowSet) else np.asarray(X, dtype=np.float32)
         if windows.ndim != 3 or windows.shape[1:] != (self.window_, len(self.channels_)):
             raise HarlabError(f"HARClassifier: X has shape {windows.shape}; this model takes windows "
                               f"[n, {self.window_}, {len(self.channels_)}] ({', '.join(self.channels_)})")
@@ -146,7 +153,7 @@ class HARClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         """Write a bundle (safetensors weights + JSON manifest) that `harlab predict`, `harlab export` and
         `HARClassifier.load` read."""
         check_is_fitted(self, "model_")
-        return save_bundle(Path(folder), self.model_, model_name=self.model,
+        return save_bundle(Path(folder), self.model_, model_name=self.config_.model,
                            hyperparameters=self.config_.hyperparameters, channels=list(self.channels_),
                            window=self.window_, step=self.step_, sampling_rate=self.sampling_rate_,
                            classes=[str(c) for c in self.classes_], standardizer=self.standardizer_,
@@ -178,5 +185,5 @@ _DEFAULTS: dict[str, Any] = {**{name: f.default for name, f in TrainOverrides.mo
 # scikit-learn reads an estimator's parameters from its __init__ signature: declare them from TrainConfig's fields.
 HARClassifier.__init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
     [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD),
-     inspect.Parameter("model", inspect.Parameter.POSITIONAL_OR_KEYWORD, default="cnn"),
+     inspect.Parameter("model", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None),
      *(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=_DEFAULTS[name]) for name in _PARAMETERS)])

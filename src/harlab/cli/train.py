@@ -31,7 +31,8 @@ from harlab.errors import HarlabError
 
 @app.command("train")
 def train(
-    model: Annotated[str, typer.Option(help="Model name (see `harlab models list`).")] = "cnn",
+    model: Annotated[str | None, typer.Option(help="Model name (see `harlab models list`); default cnn, or "
+                                              "with --init the bundle's.")] = None,
     repeats: Annotated[int, typer.Option(min=1, help="Independently seeded runs.")] = 10,
     dataset: Annotated[str | None, typer.Option(help="uci-har, hapt or wisdm (default: uci-har, else hapt).")
                        ] = None,
@@ -64,6 +65,15 @@ def train(
                                                      "NAME=WEIGHT,... (1 for classes not named).")] = None,
     sampler: Annotated[str | None, typer.Option(help="Each epoch's windows: shuffle, or balanced (drawn with "
                                                 "replacement, every class equally likely).")] = None,
+    learning_rate: Annotated[float | None, typer.Option(min=0, help="Adam's learning rate (default 1e-3, with "
+                                                        "--init 1e-4).")] = None,
+    init: Annotated[str | None, typer.Option(help="Fine-tune: start from a bundle's weights (a saved bundle's "
+                                             "folder or pretrained:NAME); its channels are picked by name.")] = None,
+    freeze: Annotated[str | None, typer.Option(help="With --init: keep the backbone fixed for the first N epochs, "
+                                               "or 'all' (train the head only).")] = None,
+    new_head: Annotated[bool | None, typer.Option("--new-head/--keep-head", help="With --init: a new "
+                                                  "classification head, or the bundle's (default: its rows when "
+                                                  "the classes are among its own, else new).")] = None,
     cv: Annotated[str, typer.Option(help="Subject-wise split: fixed (the dataset's own), holdout, kfold or "
                                     "loso (leave one subject out).")] = "fixed",
     folds: Annotated[int, typer.Option(min=2, help="Folds for --cv kfold.")] = 5,
@@ -96,14 +106,17 @@ def train(
         "patience": patience, "schedule": schedule, "weight_decay": weight_decay, "label_smoothing": label_smoothing,
         "augment": None if augment is None else [a for a in augment.split(",") if a not in ("", "none")],
         "precision": precision, "class_weight": parse_class_weight(class_weight), "sampler": sampler,
-        "monitor": monitor}
+        "monitor": monitor, "learning_rate": learning_rate, "init": init, "freeze": parse_freeze(freeze),
+        "new_head": new_head}
     spec = api.training_spec(model, dataset=dataset, repeats=repeats, seed=seed,
                                     hyperparameters=parse_params(param), split=cv, folds=folds,
                                     test_fraction=test_fraction, early_stopping=early_stopping, device=device,
                                     workers=workers, replicas=replicas, **settings)
     data = api.load_dataset(dataset, data_dir, **dataset_options(window, step, transitions))
     config = spec.configurations()[0].config.train_config()
-    say(f"{model} on {data.provenance.dataset} ({len(data)} windows), {repeats} runs × {config.epochs} epochs, "
+    model = spec.model
+    tuning = "" if init is None else f"fine-tuning {init}: "
+    say(f"{tuning}{model} on {data.provenance.dataset} ({len(data)} windows), {repeats} runs × {config.epochs} epochs, "
         f"batch {config.batch_size}" + (", standardized" if standardize else ""))
     out = out or api.default_train_out(model, data)
     with progress_bar("epochs") as (progress, task), interruptible(progress, f"finished runs are kept in {out}; "
@@ -112,6 +125,16 @@ def train(
         results = api.run_training(spec, data, out, callbacks=[shown], track=track, save=save,
                                    save_repeat=save_repeat)
     _print_summary(results, save, save_repeat)
+
+
+def parse_freeze(text: str | None) -> int | str | None:
+    """`--freeze`: a number of epochs, or all."""
+    if text is None or text.strip() == "all":
+        return text and text.strip()
+    try:
+        return int(text)
+    except ValueError:
+        raise HarlabError(f"--freeze {text!r}: give a number of epochs or all") from None
 
 
 def parse_class_weight(text: str | None) -> str | dict[str, float] | None:

@@ -71,6 +71,18 @@ class WindowSet:
         test_mask = None if self.test_mask is None else self.test_mask[mask]
         return replace(self, X=self.X[mask], y=self.y[mask], subject=self.subject[mask], test_mask=test_mask)
 
+    def with_channels(self, order: list[int]) -> WindowSet:
+        """The windows with only the channels at `order`, in that order."""
+        return replace(self, X=np.ascontiguousarray(self.X[:, :, order]),
+                       channels=tuple(self.channels[i] for i in order))
+
+    def channels_named(self, names: tuple[str, ...] | list[str]) -> WindowSet:
+        """The windows with only the channels `names`, in that order (a DataError naming the missing ones)."""
+        if missing := [n for n in names if n not in self.channels]:
+            raise DataError(self.provenance.dataset, f"has no channel(s) {', '.join(missing)} (it has "
+                            f"{', '.join(self.channels)})", "name channels the windows have")
+        return self.with_channels([self.channels.index(n) for n in names])
+
     @property
     def subjects(self) -> np.ndarray:
         """The subject of every window (scikit-learn's `groups`)."""

@@ -34,6 +34,7 @@ from harlab.errors import DataError, HarlabError
 from harlab.files import atomic_directory, atomic_write_json, sha256_file, umask
 from harlab.models.registry import create_model
 from harlab.training.loop import to_tensor
+from harlab.training.transfer import Start
 
 FORMAT = 1
 WEIGHTS, MANIFEST = "model.safetensors", "manifest.json"
@@ -239,6 +240,32 @@ def load_bundle(directory: Path) -> Bundle:
     return Bundle(model.eval(), manifest)
 
 
+def starting_point(init: str | Path) -> Start:
+    """The bundle `init` (a folder or pretrained:NAME) as fine-tuning starts from it (harlab.training.transfer)."""
+    bundle = load_bundle(Path(init))
+    manifest = bundle.manifest
+    return Start(str(init), manifest["weights_sha256"], bundle.model, manifest["model"],
+                 dict(manifest["hyperparameters"]), tuple(bundle.channels), tuple(bundle.classes), bundle.window,
+                 float(manifest["sampling_rate"]), bundle.standardizer,
+                 manifest.get("preprocessing") or {"pipeline": "none"})
+
+
+def bundle_model(init: str | Path) -> tuple[str, dict[str, Any]]:
+    """The registered model and hyperparameters of the bundle `init` (a folder or pretrained:NAME), read from its
+    checked manifest."""
+    manifest = read_manifest(resolve(Path(init)) / MANIFEST)
+    return manifest["model"], dict(manifest["hyperparameters"])
+
+
+def model_input(data: Any, init: str | None) -> tuple[list[str], dict[str, Any]]:
+    """The channels and preprocessing of a model trained on `data`: the windows', or, fine-tuned from the bundle
+    `init`, the bundle's (its channels were picked out of the windows by name)."""
+    if init is None:
+        return list(data.channels), preprocessing_of(data)
+    manifest = read_manifest(resolve(Path(init)) / MANIFEST)
+    return list(manifest["channels"]), manifest.get("preprocessing") or {"pipeline": "none"}
+
+
 def read_manifest(path: Path) -> dict[str, Any]:
     """A bundle's manifest.json, checked: a regular file of at most MAX_MANIFEST_BYTES, a JSON object with every
     key loading needs, of this harlab's format, each field of the right type (`Manifest`)."""
@@ -277,11 +304,12 @@ def save_run_bundle(directory: Path, model: nn.Module, config: Any, data: Any, s
     metrics = {"accuracy": run.accuracy, "macro_f1": run.macro_f1, "per_class": run.per_class,
                "confusion": run.confusion, "fold": run.fold, "repeat": run.repeat, "seed": run.seed,
                "test_subjects": list(data.test_subjects) if run.fold == "fixed" else None}
+    channels, preprocessing = model_input(data, config.init)
     return save_bundle(directory, model, model_name=config.model, hyperparameters=config.hyperparameters,
-                       channels=list(data.channels), window=data.window, step=data.step,
+                       channels=channels, window=data.window, step=data.step,
                        sampling_rate=data.sampling_rate, classes=list(data.classes), standardizer=standardizer,
                        metrics=metrics, provenance=asdict(data.provenance),
-                       training=config.model_dump(mode="json"), preprocessing=preprocessing_of(data),
+                       training=config.model_dump(mode="json"), preprocessing=preprocessing,
                        transitions=Transitions.count(train.y, train.subject, len(data.classes), data.step))
 
 

@@ -14,6 +14,7 @@ from torch import nn
 from harlab.data.splits import OWN_SPLIT, Fold
 from harlab.data.transforms import Standardizer
 from harlab.data.windowset import WindowSet
+from harlab.deploy.bundle import starting_point
 from harlab.errors import HarlabError
 from harlab.evaluation.metrics import score
 from harlab.models.registry import count_parameters, create_model
@@ -23,6 +24,7 @@ from harlab.training.loop import predict
 from harlab.training.replicas import replicas_refusal
 from harlab.training.run import FittedRun, PreparedData, build_model, fit_replica_runs, fit_run, prepare
 from harlab.training.settings import RepeatConfig
+from harlab.training.transfer import Start
 
 
 @dataclass
@@ -49,6 +51,7 @@ class RunResult:
     workers: int = 1  # runs trained at once beside it on this machine: its share of the machine is 1/workers
     replicas: int = 1  # runs trained with it as one batched computation; fit_seconds is its share of the batch
     balanced_accuracy: float | None = None  # the mean recall of the test classes (None in rows recorded before)
+    init_weights_sha256: str | None = None  # fine-tuned: the sha256 of the weights it started from
 
 
 @dataclass
@@ -72,8 +75,9 @@ class RunTrainer:
         if len(self.train) == 0 or len(self.test) == 0:
             raise HarlabError(f"{data.provenance.dataset}: empty train ({len(self.train)}) or test "
                               f"({len(self.test)}) split in fold {fold.name}")
-        self._prepared: dict[tuple[bool, tuple[str, ...]], tuple[PreparedData, torch.Tensor]] = {}
+        self._prepared: dict[tuple[bool, tuple[str, ...], str | None], tuple[PreparedData, torch.Tensor]] = {}
         self._refusals: dict[str, str | None] = {}
+        self._starts: dict[str, Start] = {}
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -81,18 +85,33 @@ class RunTrainer:
         return self.data.X.shape[2], self.data.window, len(self.data.classes)
 
     def check(self, config: RepeatConfig) -> None:
-        """Fail now, with one line, if `config`'s model cannot be built for these windows."""
+        """Fail now, with one line, if `config`'s model cannot be built for these windows (or, fine-tuning, its
+        bundle does not fit them)."""
+        if (start := self.start(config)) is not None:
+            start.check(config.model, config.hyperparameters)
+            start.channel_order(self.data)
+            start.head_rows(self.data.classes, config.new_head)
+            return
         create_model(config.model, *self.shape, **config.hyperparameters)
+
+    def start(self, config: RepeatConfig) -> Start | None:
+        """The trained model `config` fine-tunes (loaded once), or None when it trains from random weights."""
+        if config.init is None:
+            return None
+        if config.init not in self._starts:
+            self._starts[config.init] = starting_point(config.init)
+        return self._starts[config.init]
 
     def prepared(self, config: RepeatConfig, seed: int) -> tuple[PreparedData, torch.Tensor]:
         """The run's prepared training data and its test windows as tensors."""
-        train_config = config.train_config()
+        train_config, start = config.train_config(), self.start(config)
         if train_config.validation_split:
-            prepared = prepare(self.train, train_config, seed)
+            prepared = prepare(self.train, train_config, seed, start=start)
             return prepared, prepared.tensor(self.test.X)
-        key = train_config.standardize, train_config.augment  # what the tensors and the augmenter depend on
+        # what the tensors and the augmenter depend on
+        key = train_config.standardize, train_config.augment, train_config.init
         if key not in self._prepared:
-            prepared = prepare(self.train, train_config, seed)
+            prepared = prepare(self.train, train_config, seed, start=start)
             self._prepared[key] = prepared, prepared.tensor(self.test.X)
         return self._prepared[key]
 
@@ -100,12 +119,17 @@ class RunTrainer:
         """Train and score repeat `repeat` (1-based) of `config`; `callbacks` watch the fit."""
         seed = config.run_seed(repeat)
         prepared, X_test = self.prepared(config, seed)
+        start = self.start(config)
         fitted = fit_run(prepared, config.model, config.hyperparameters, config.train_config(), seed, self.shape,
-                         callbacks, self.device)
-        return self._scored(fitted, repeat, seed, X_test)
+                         callbacks, self.device, start)
+        trained = self._scored(fitted, repeat, seed, X_test)
+        trained.result.init_weights_sha256 = start and start.weights_sha256
+        return trained
 
     def replicas_refusal(self, config: RepeatConfig) -> str | None:
         """Why runs of `config` cannot train together as replicas here, or None when they can."""
+        if config.init is not None:
+            return "fine-tuned runs train one at a time"
         key = config.key()
         if key not in self._refusals:
             seed = config.run_seed(1)

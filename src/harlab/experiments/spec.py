@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from harlab.data.splits import SplitKind, SplitSpec
 from harlab.data.text import read_text_file
+from harlab.deploy.bundle import bundle_model
 from harlab.errors import DataError, HarlabError
 from harlab.limits import RUNS, load_yaml
 from harlab.models.registry import ModelEntry, get_entry, validate_hyperparameters
@@ -134,6 +135,19 @@ class ExperimentSpec(RunSettings):
         for key in ("search", "variants", "device", "workers", "replicas"):
             if not data.get(key):
                 data.pop(key, None)
+        return data
+
+    def sweeps_init(self) -> bool:
+        return "init" in self.grid or any("init" in variant for variant in self.variants)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _model_of_init(cls, data: Any) -> Any:
+        """Fine-tuning a bundle (`init`) without naming a model trains the bundle's model and hyperparameters."""
+        if isinstance(data, dict) and isinstance(data.get("init"), str) and data.get("model") is None:
+            model, hyperparameters = bundle_model(data["init"])
+            given = data.get("hyperparameters") or {}
+            data = {**data, "model": model, "hyperparameters": {**hyperparameters, **given}}
         return data
 
     @field_validator("grid")
@@ -270,16 +284,21 @@ def load_spec(path: Path, overrides: dict[str, Any] | None = None) -> Experiment
     return parse_spec(data, path, overrides)
 
 
-def training_spec(model: str = "cnn", *, dataset: str | None = None, dataset_options: dict[str, Any] | None = None,
-                  repeats: int = 10, seed: int = 0, hyperparameters: dict[str, Any] | None = None,
+def training_spec(model: str | None = None, *, dataset: str | None = None,
+                  dataset_options: dict[str, Any] | None = None, repeats: int = 10, seed: int = 0,
+                  hyperparameters: dict[str, Any] | None = None,
                   split: str = "fixed", folds: int = 5, test_fraction: float = 0.3, early_stopping: int | None = None,
                   device: str | None = None, workers: int | None = None, replicas: int | None = None,
                   **settings: Any) -> ExperimentSpec:
-    """The one-configuration experiment of `harlab train` (and `harlab.train`): `settings` are TrainConfig's
-    (None: the model's); `early_stopping` is a patience that also holds out 20 % of the training subjects to
-    validate on, unless `validation_split` or the model's own defaults say otherwise; `device`, `workers`
-    and `replicas` say where and how the runs train. A bad setting is one line naming it."""
+    """The one-configuration experiment of `harlab train` (and `harlab.train`): `model` (None: cnn, or fine-tuning
+    the `init` bundle, its model); `settings` are TrainConfig's (None: the model's); `early_stopping` is a
+    patience that also holds out 20 % of the training subjects to validate on, unless `validation_split` or the
+    model's own defaults say otherwise; `device`, `workers` and `replicas` say where and how the runs train. A
+    bad setting is one line naming it."""
     RUNS.check(repeats, f"repeats={repeats}", "train fewer repeats")
+    if model is None:
+        model, bundle_hyperparameters = bundle_model(settings["init"]) if settings.get("init") else ("cnn", {})
+        hyperparameters = {**bundle_hyperparameters, **(hyperparameters or {})}
     resolve_device(device)  # a missing GPU is one line now, not after loading the data
     if split not in get_args(SplitKind):
         raise HarlabError(f"split={split}: choose one of {', '.join(get_args(SplitKind))}")

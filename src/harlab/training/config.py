@@ -24,6 +24,9 @@ Sampler = Literal["shuffle", "balanced"]
 Monitor = Literal["val_loss", "val_accuracy", "val_balanced_accuracy", "val_macro_f1"]
 Weight = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Augmentation = Literal["jitter", "scaling", "time_warp", "rotation"]
+Freeze = Annotated[int, Field(ge=1)] | Literal["all"]
+DEFAULT_LEARNING_RATE = 1e-3  # the tutorial's Adam
+FINE_TUNE_LEARNING_RATE = 1e-4  # a tenth: enough to adapt a trained backbone without undoing it
 
 
 @dataclass(frozen=True, config=ConfigDict(extra="forbid"))
@@ -41,11 +44,17 @@ class TrainConfig:
     classes, `class_weight` weighs each window's loss by its class: `balanced` (n / (classes × windows of the
     class), scikit-learn's rule) or a weight per class name (1 for those not named); `sampler` balanced draws
     each epoch's windows with replacement, every class equally likely, instead of shuffling them.
+
+    `init` starts from a trained model instead of random weights: a bundle's folder or `pretrained:NAME` (see
+    harlab.training.transfer). Its classification head is kept when the windows' classes are all among the
+    bundle's (its rows picked by class name) and replaced by a new one otherwise, or always with `new_head`;
+    `freeze` keeps the backbone's weights fixed for that many first epochs, or `all` of them (batch-norm
+    statistics still adapt). Fine-tuning defaults to a smaller learning rate (FINE_TUNE_LEARNING_RATE).
     """
 
     epochs: int = Field(ge=1)
     batch_size: int = Field(ge=1)
-    learning_rate: float = Field(default=1e-3, gt=0, allow_inf_nan=False)
+    learning_rate: float = Field(default=DEFAULT_LEARNING_RATE, gt=0, allow_inf_nan=False)
     validation_split: float = Field(default=0.0, ge=0, lt=1)
     patience: int | None = Field(default=None, ge=0)
     schedule: Schedule = "constant"
@@ -57,6 +66,9 @@ class TrainConfig:
     class_weight: Literal["balanced"] | dict[str, Weight] | None = None
     sampler: Sampler = "shuffle"
     monitor: Monitor = "val_loss"
+    init: str | None = Field(default=None, min_length=1)
+    freeze: Freeze | None = None
+    new_head: bool | None = None
 
 
 # The settings a registered model gives its own default for (its tutorial's, or the modern recipe).
@@ -64,18 +76,20 @@ MODEL_DEFAULTS = ("epochs", "batch_size", "validation_split", "patience", "sched
                   "label_smoothing", "augment", "precision", "class_weight", "sampler", "monitor")
 # Settings added after results were first recorded: left out of dumps while unset, so older records still match.
 LATER_SETTINGS = ("schedule", "weight_decay", "label_smoothing", "augment", "precision", "class_weight", "sampler",
-                  "monitor")
+                  "monitor", "init", "freeze", "new_head")
 
 
 def override_fields() -> dict[str, Any]:
     """TrainConfig's fields as a configuration gives them (pydantic field definitions): the model-defaulted ones
-    optional (None: the model's), the others with TrainConfig's own default; bounds and types are TrainConfig's.
+    optional (None: the model's), the learning rate too (None: `learning_rate_for` the init), the others with
+    TrainConfig's own default; bounds and types are TrainConfig's.
     `standardize` comes first, the order records have always been written in."""
     fields: dict[str, Any] = {}
+    fields_with_none = {*MODEL_DEFAULTS, "learning_rate"}  # None: the default, which depends on `init`
     names = ["standardize", *(name for name in TrainConfig.__pydantic_fields__ if name != "standardize")]
     for name in names:
         info = TrainConfig.__pydantic_fields__[name]
-        if name in MODEL_DEFAULTS:
+        if name in fields_with_none:
             optional = FieldInfo.merge_field_infos(info, default=None)
             fields[name] = (info.annotation | None, optional)
         else:
@@ -97,9 +111,16 @@ def model_defaults(defaults: dict[str, Any], model: str) -> TrainConfig:
         raise HarlabError(f"model {model!r} registers bad training defaults: {exc}") from None
 
 
+def learning_rate_for(init: str | None) -> float:
+    """The learning rate a configuration that does not set one trains with: smaller when fine-tuning."""
+    return DEFAULT_LEARNING_RATE if init is None else FINE_TUNE_LEARNING_RATE
+
+
 def resolve(defaults: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
-    """`defaults` with every override that is not None; a validation split of 0 turns early stopping off."""
+    """`defaults` with every override that is not None (an unset learning rate is `learning_rate_for` the init);
+    a validation split of 0 turns early stopping off."""
     given = {k: v for k, v in overrides.items() if v is not None and k in SETTING_NAMES}
+    given.setdefault("learning_rate", learning_rate_for(given.get("init")))
     config = dataclasses.replace(defaults, **given)
     if config.validation_split == 0 and config.patience is not None:
         config = dataclasses.replace(config, patience=None)
@@ -109,6 +130,8 @@ def resolve(defaults: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
 def describe(config: TrainConfig) -> str:
     """A short text such as `10 epochs, batch 32, cosine learning rate, augmented by jitter/rotation`."""
     text = f"{config.epochs} epochs, batch {config.batch_size}"
+    if config.init is not None:
+        text = f"fine-tuning {config.init} ({describe_fine_tuning(config)}), " + text
     if config.patience is not None:
         on = "" if config.monitor == "val_loss" else f" on {config.monitor}"
         text += f", early stopping{on} (patience {config.patience}, {config.validation_split:.0%} of subjects held out)"
@@ -128,3 +151,9 @@ def describe(config: TrainConfig) -> str:
     if config.sampler != "shuffle":
         text += f", {config.sampler} sampler"
     return text
+
+
+def describe_fine_tuning(config: TrainConfig) -> str:
+    head = {None: "its head where the classes fit", True: "a new head", False: "its head"}[config.new_head]
+    frozen = {None: "", "all": ", backbone frozen"}.get(config.freeze, f", backbone frozen for {config.freeze} epochs")
+    return f"{head}{frozen}, learning rate {config.learning_rate:g}"

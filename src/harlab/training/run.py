@@ -1,7 +1,8 @@
 """The one training core: fit one seeded run of a configuration on training windows.
 
 `prepare` holds out the run's validation subjects, fits the standardizer on what is left and makes the tensors;
-`fit_run` builds the model from its seed and fits it. Every entry point trains through `fit_run`: `harlab
+`fit_run` builds the model from its seed (or, fine-tuning, from a trained model: harlab.training.transfer) and
+fits it. Every entry point trains through `fit_run`: `harlab
 train`, experiments (in this process or as Ray tasks), `harlab tune`'s trials, bundle saving and
 `HARClassifier.fit`; `fit_replica_runs` fits several seeds of one configuration at once, each as `fit_run` would.
 """
@@ -24,6 +25,7 @@ from harlab.training.callbacks import Callback, History
 from harlab.training.config import TrainConfig
 from harlab.training.loop import fit, to_tensor
 from harlab.training.replicas import fit_replicas
+from harlab.training.transfer import FreezeBackbone, Start, fine_tuned_model
 
 
 def holdout_subjects(train: WindowSet, fraction: float, seed: int) -> list[int]:
@@ -48,7 +50,8 @@ def hold_out_validation(train: WindowSet, fraction: float, seed: int) -> tuple[W
 @dataclass(frozen=True)
 class PreparedData:
     """One run's tensors: training windows (validation subjects removed), the validation pair, the standardizer
-    fitted on the training windows and the augmenter."""
+    fitted on the training windows (or the fine-tuned model's) and the augmenter; `channel_order` picks the
+    fine-tuned model's channels out of the windows'."""
 
     X_fit: torch.Tensor
     y_fit: torch.Tensor
@@ -57,25 +60,34 @@ class PreparedData:
     standardizer: Standardizer | None
     augment: Augmenter | None
     fit_windows: WindowSet
+    channel_order: list[int] | None = None
 
     def tensor(self, X: np.ndarray) -> torch.Tensor:
-        """Other windows [n, time, channels] as the model sees them (standardized like the training windows)."""
-        return to_tensor(X, self.standardizer)
+        """Other windows [n, time, channels] as the model sees them (its channels, standardized like the training
+        windows)."""
+        return to_tensor(X if self.channel_order is None else X[:, :, self.channel_order], self.standardizer)
 
 
 def prepare(train: WindowSet, config: TrainConfig, seed: int,
-            validation: tuple[WindowSet, list[int]] | None = None) -> PreparedData:
+            validation: tuple[WindowSet, list[int]] | None = None, start: Start | None = None) -> PreparedData:
     """Hold out the config's validation subjects (seeded; or the given `validation` windows and subjects), fit
-    the standardizer on what is left and convert everything to tensors."""
+    the standardizer on what is left and convert everything to tensors. Fine-tuning `start`, the windows give
+    its channels (by name) and go through its standardizer."""
     if validation is None:
         fit_part, held, held_out = hold_out_validation(train, config.validation_split, seed)
     else:
         fit_part, (held, held_out) = train, validation
-    standardizer = Standardizer.fit(fit_part) if config.standardize else None
+    order = None
+    if start is not None:
+        order = start.channel_order(fit_part)
+        fit_part, held = fit_part.with_channels(order), held.with_channels(order)
+        standardizer = start.standardizer
+    else:
+        standardizer = Standardizer.fit(fit_part) if config.standardize else None
     augment = Augmenter.fit(config.augment, fit_part, standardizer)
     return PreparedData(to_tensor(fit_part.X, standardizer), torch.from_numpy(fit_part.y),
                         (to_tensor(held.X, standardizer), torch.from_numpy(held.y)) if held_out else None,
-                        held_out, standardizer, augment, fit_part)
+                        held_out, standardizer, augment, fit_part, order)
 
 
 @dataclass
@@ -89,11 +101,19 @@ class FittedRun:
 
 def fit_run(prepared: PreparedData, model_name: str, hyperparameters: dict[str, object], config: TrainConfig,
             seed: int, shape: tuple[int, int, int], callbacks: Sequence[Callback] = (),
-            device: torch.device | str | None = "cpu") -> FittedRun:
-    """Build `model_name` for `shape` (channels, timesteps, classes) with the run's seed and fit it on
-    `prepared` on `device` (see harlab.training.device); the seed fixes the weights, the shuffling, the dropout
-    and the augmentation on a CPU."""
-    model = build_model(model_name, hyperparameters, seed, shape)
+            device: torch.device | str | None = "cpu", start: Start | None = None) -> FittedRun:
+    """Build `model_name` for `shape` (channels, timesteps, classes) with the run's seed, or fine-tuning take
+    `start`'s model (the config's `new_head` and `freeze` apply), and fit it on `prepared` on `device` (see
+    harlab.training.device); the seed fixes the weights, the shuffling, the dropout and the augmentation on a
+    CPU."""
+    if start is None:
+        model = build_model(model_name, hyperparameters, seed, shape)
+    else:
+        start.check(model_name, hyperparameters)
+        model = fine_tuned_model(start, prepared.fit_windows.classes, config.new_head, seed)
+        if config.freeze is not None:
+            frozen_epochs = None if config.freeze == "all" else config.freeze
+            callbacks = [*callbacks, FreezeBackbone(len(prepared.fit_windows.classes), frozen_epochs)]
     history = fit(model, prepared.X_fit, prepared.y_fit, config, seed, validation=prepared.validation,
                   augment=prepared.augment, callbacks=callbacks, device=device,
                   class_weights=class_weights(config, prepared.fit_windows))

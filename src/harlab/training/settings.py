@@ -13,12 +13,20 @@ import json
 from typing import Any
 
 import pydantic
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_serializer
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_serializer, model_validator
 
 from harlab.data.splits import SplitSpec
 from harlab.limits import RUNS
 from harlab.models.registry import get_entry, validate_hyperparameters
-from harlab.training.config import LATER_SETTINGS, TrainConfig, TrainOverrides, model_defaults, override_fields, resolve
+from harlab.training.config import (
+    LATER_SETTINGS,
+    TrainConfig,
+    TrainOverrides,
+    learning_rate_for,
+    model_defaults,
+    override_fields,
+    resolve,
+)
 
 MAX_SEED = 2**32 - 1  # NumPy's and Optuna's seeds are 32-bit
 
@@ -36,14 +44,28 @@ class _RunSettingsBase(BaseModel):
     @model_serializer(mode="wrap")
     def _omit_default_split(self, handler: Any) -> dict[str, Any]:
         """The dataset's own split and unset later settings are left out of dumps, so records made before they
-        existed still match."""
+        existed still match; an unset learning rate is written as the one it trains with."""
         data = handler(self)
+        if data.get("learning_rate") is None and not self.sweeps_init():
+            data["learning_rate"] = learning_rate_for(self.init)  # type: ignore[attr-defined]
         if self.split.is_default():  # type: ignore[attr-defined]
             data.pop("split", None)
         for name in LATER_SETTINGS:
             if data.get(name) is None:
                 data.pop(name, None)
         return data
+
+    @model_validator(mode="after")
+    def _fine_tuning_needs_init(self) -> _RunSettingsBase:
+        for name in ("freeze", "new_head"):
+            if getattr(self, name) is not None and self.init is None and not self.sweeps_init():  # type: ignore[attr-defined]
+                raise ValueError(f"{name} applies to fine-tuning only; set init=BUNDLE (a bundle's folder or "
+                                 f"pretrained:NAME) or leave {name} unset")
+        return self
+
+    def sweeps_init(self) -> bool:
+        """Whether configurations made from these settings set their own `init` (then so does their learning rate)."""
+        return False
 
 
 # What a run trains besides the model's hyperparameters: the model, TrainConfig's settings (None: the model's
