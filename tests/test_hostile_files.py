@@ -339,8 +339,9 @@ def test_a_recording_without_gyroscope_columns_names_the_raw_columns_needed(tmp_
     with pytest.raises(DataError) as error:
         read_model_input(uci_har_style_model(), path)
     assert one_line(error) == (f"{path}: missing column(s) acc_x, acc_y, acc_z, gyro_x, gyro_y, gyro_z: the model "
-                               "needs acc_x, acc_y, acc_z, gyro_x, gyro_y, gyro_z; found ax, ay, az — rename the "
-                               "recording's columns to these names")
+                               "needs acc_x, acc_y, acc_z, gyro_x, gyro_y, gyro_z (accelerometer in g, gyroscope "
+                               "in rad/s) at any rate; found ax, ay, az — rename them, or name yours in this order: "
+                               "set channels=COLUMN,COLUMN,…")
     samples(RAW[:3], n=400).to_csv(path, index=False)
     with pytest.raises(DataError, match=r"missing column\(s\) gyro_x, gyro_y, gyro_z: .* found acc_x, acc_y, acc_z "):
         read_model_input(uci_har_style_model(), path)

@@ -107,6 +107,23 @@ def test_units_missing_channels_export_and_load_of_a_shipped_model(real_data: Pa
     missing = runner.invoke(app, ["predict", "pretrained:hapt-resnet1d", str(tmp_path / "acc.csv")])
     assert "missing column(s) gyro_x, gyro_y, gyro_z: the model needs acc_x, acc_y, acc_z, gyro_x, gyro_y, " \
            "gyro_z" in str(missing.exception)
+    renamed = ["ax", "ay", "az", "gx", "gy", "gz"]
+    pd.read_csv(tmp_path / "g.csv").set_axis(["time", *renamed], axis=1).to_csv(tmp_path / "axes.csv", index=False)
+    unnamed = runner.invoke(app, ["predict", "pretrained:hapt-resnet1d", str(tmp_path / "axes.csv")])
+    assert str(unnamed.exception).endswith(
+        "the model needs acc_x, acc_y, acc_z, gyro_x, gyro_y, gyro_z (accelerometer in g, gyroscope in rad/s) at "
+        "any rate; found ax, ay, az, gx, gy, gz — rename them, or name yours in this order: pass --channels "
+        "ax,ay,az,gx,gy,gz")
+    mapped = runner.invoke(app, ["predict", "pretrained:hapt-resnet1d", str(tmp_path / "axes.csv"), "--channels",
+                                 ",".join(renamed), "--smoothing", "1", "--windows", str(tmp_path / "mapped.csv")])
+    assert mapped.exit_code == 0, mapped.output
+    np.testing.assert_allclose(pd.read_csv(tmp_path / "mapped.csv").filter(like="p_"), windows.filter(like="p_"),
+                               atol=1e-4)
+    too_few = runner.invoke(app, ["predict", "pretrained:hapt-resnet1d", str(tmp_path / "axes.csv"), "--channels",
+                                  "ax,ay,az"])
+    assert str(too_few.exception).endswith("--channels names 3 column(s); the model needs 6: acc_x, acc_y, acc_z, "
+                                           "gyro_x, gyro_y, gyro_z (accelerometer in g, gyroscope in rad/s) at any "
+                                           "rate — name one of the recording's columns for each, in that order")
     exported = runner.invoke(app, ["export", "pretrained:hapt-resnet1d", "--onnx", str(tmp_path / "m.onnx")])
     assert exported.exit_code == 0, exported.output
     classes = list(HARClassifier.load("pretrained:hapt-resnet1d").classes_)

@@ -64,6 +64,9 @@ def predict_command(
                                                      "probability.", dir_okay=False)] = None,
     acc_units: Annotated[str, typer.Option(help="The unit of the recording's raw accelerometer columns: g, or m/s2 "
                                            "(converted to g).")] = "g",
+    channels: Annotated[str | None, typer.Option(help="The recording's columns for the model's raw inputs, comma-"
+                                                 "separated in their order (e.g. ax,ay,az for acc_x, acc_y, acc_z), "
+                                                 "where they are named otherwise.")] = None,
     plot: Annotated[Path | None, typer.Option(help="Figure of the signals with the activity bands (.png, .svg).",
                                               dir_okay=False)] = None,
 ) -> None:
@@ -75,10 +78,11 @@ def predict_command(
 
     decoding = parse_smoothing(smoothing)
     loaded = open_model(model)
+    columns = None if channels is None else [c.strip() for c in channels.split(",") if c.strip()]
     with progress_bar(f"{recording.name} (rows)", count_rows(recording)) as (progress, task):
         windows = predict_file(loaded, recording, time_column=time_column, rate=rate, step=step, smoothing=decoding,
                                on_rows=lambda done: progress.update(task, completed=done),
-                               acc_units=_acc_units(acc_units))
+                               acc_units=_acc_units(acc_units), channels=columns)
     segments = timeline(windows)
     for row in segments.itertuples(index=False):
         print(f"{row.start:9.2f} – {row.end:9.2f} s  {row.activity:<20} {row.confidence:.2f}")
@@ -88,7 +92,7 @@ def predict_command(
         atomic_write_bytes(windows_out, windows.to_csv(index=False, float_format="%.4f").encode())
     if plot is not None:  # the figure shows every sample: only here is the whole recording read into memory
         samples = read_model_input(loaded, recording, time_column=time_column, rate=rate,
-                                   acc_units=_acc_units(acc_units))
+                                   acc_units=_acc_units(acc_units), channels=columns)
         save_figure(timeline_figure(samples, loaded.sampling_rate, segments, loaded.classes,
                                     f"{recording.name}: {loaded.source}"), plot)
     say(f"{len(windows)} windows, {len(segments)} segments" + (f"; timeline in {out}" if out else ""))

@@ -16,7 +16,7 @@ on a sliding context of a few windows when streaming.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -78,14 +78,46 @@ class WindowModel:
         needed and those found otherwise."""
         if all(c in names for c in self.channels):
             return self.channels
-        uci_har = self.preprocessing.get("pipeline") == "uci-har"
-        raw = tuple(self.preprocessing.get("raw_channels", ())) if uci_har else ()
+        raw = self.raw_channels()
         if raw and all(c in names for c in raw):
             return raw
         needed = raw or self.channels
         found = ", ".join(map(str, names[:12])) + (", …" if len(names) > 12 else "") or "none"
-        raise DataError(where, f"missing column(s) {', '.join(c for c in needed if c not in names)}: the model "
-                        f"needs {', '.join(needed)}; found {found}", "rename the recording's columns to these names")
+        yours = ",".join(map(str, names)) if len(names) == len(needed) else "COLUMN,COLUMN,…"
+        raise DataError(where, f"missing column(s) {', '.join(c for c in needed if c not in names)}: the model needs "
+                        f"{self.input_text()}; found {found}", f"rename them, or name yours in this order: set "
+                        f"channels={yours}")
+
+    def raw_channels(self) -> tuple[str, ...]:
+        """The raw acc/gyro columns its UCI HAR pipeline starts from (none for a model without one)."""
+        uci_har = self.preprocessing.get("pipeline") == "uci-har"
+        return tuple(self.preprocessing.get("raw_channels", ())) if uci_har else ()
+
+    def input_text(self) -> str:
+        """`acc_x, acc_y, acc_z (accelerometer in g) at any rate`: the columns a recording must give it."""
+        raw = self.raw_channels()
+        if not raw:
+            return f"{', '.join(self.channels)} at {self.sampling_rate:g} Hz"
+        units = ["accelerometer in g", *(["gyroscope in rad/s"] if any("gyro" in c for c in raw) else [])]
+        return f"{', '.join(raw)} ({', '.join(units)}) at any rate"
+
+    def renamed(self, names: tuple[str, ...], channels: Sequence[str] | None, where: str | Path
+                ) -> tuple[str, ...]:
+        """A recording's column `names` with `channels` (the user's columns, in the order of the model's raw
+        columns, or of its channels without a pipeline) renamed to the model's; a one-line error where their
+        number differs or one is missing."""
+        if channels is None:
+            return names
+        needed = self.raw_channels() or self.channels
+        if len(channels) != len(needed):
+            raise DataError(where, f"the `channels` setting names {len(channels)} column(s); the model needs "
+                            f"{len(needed)}: {self.input_text()}",
+                            "name one of the recording's columns for each, in that order")
+        if missing := [c for c in channels if c not in names]:
+            raise DataError(where, f"no column {', '.join(missing)} (found {', '.join(map(str, names[:12]))})",
+                            "name the recording's own columns in channels")
+        mapping = dict(zip(channels, needed, strict=True))
+        return tuple(mapping.get(n, f"{n} (not used)" if n in needed else n) for n in names)
 
     def model_signals(self, signals: np.ndarray, names: tuple[str, ...], where: str) -> np.ndarray:
         """The recording's samples [n, len(names)] as this model's input channels [n, channels]: taken as they
@@ -262,12 +294,16 @@ def timeline(windows: pd.DataFrame) -> pd.DataFrame:
 
 
 def predict(model: str | Path | WindowModel, recording: pd.DataFrame, *, rate: float | None = None,
-            time_column: str | None = "time", step: int | None = None, smoothing: Smoothing = 1) -> pd.DataFrame:
+            time_column: str | None = "time", step: int | None = None, smoothing: Smoothing = 1,
+            channels: Sequence[str] | None = None) -> pd.DataFrame:
     """Per-window predictions (see `predict_signals`) for a recording as a DataFrame of samples (a time column
-    and signal columns named like the model's inputs or its raw acc/gyro channels). Samples must be at the
-    model's rate; `rate` states the recording's own rate when there is no time column to check it by."""
+    and signal columns named like the model's inputs or its raw acc/gyro channels, or named by `channels` in
+    their order). Samples must be at the model's rate; `rate` states the recording's own rate when there is no
+    time column to check it by."""
     model = model if isinstance(model, WindowModel) else open_model(Path(model))
-    names = tuple(c for c in recording.columns if c != time_column)
+    given = tuple(c for c in recording.columns if c != time_column)
+    names = model.renamed(given, channels, "recording")
+    recording = recording.rename(columns=dict(zip(given, names, strict=True)))
     source_rate = rate
     if time_column is not None and time_column in recording:
         steps = np.diff(recording[time_column].to_numpy(dtype=np.float64))
@@ -284,21 +320,28 @@ def predict(model: str | Path | WindowModel, recording: pd.DataFrame, *, rate: f
     return predict_signals(model, model.model_signals(numeric, columns, "recording"), step, smoothing)
 
 
-def _file_columns(model: WindowModel, path: Path, time_column: str) -> list[str]:
+def _file_columns(model: WindowModel, path: Path, time_column: str, channels: Sequence[str] | None
+                  ) -> tuple[list[str], list[str]]:
+    """(the recording file's columns `model` reads, the model's names for them)."""
     from harlab.data.tables import SUFFIXES, read_header
 
     if path.suffix.lower() not in SUFFIXES or not path.is_file():
         raise DataError(path, "not a CSV or Parquet file", "pass the recording's .csv or .parquet file")
-    return list(model.input_columns(tuple(c for c in read_header(path) if c != time_column), path))
+    header = tuple(c for c in read_header(path) if c != time_column)
+    names = model.renamed(header, channels, path)
+    columns = model.input_columns(names, path)
+    return [header[names.index(c)] for c in columns], list(columns)
 
 
 def _blocks(model: WindowModel, path: Path, time_column: str, rate: float | None,
-            on_rows: Callable[[int], None], acc_units: AccUnits = "g") -> tuple[list[str], Iterator[Block]]:
-    """The columns `model` reads from a recording file and the file's blocks at the model's rate, each with
-    context enough for the model's pipeline (see harlab.data.blocks), raw accelerometer columns in g."""
-    names = _file_columns(model, path, time_column)
+            on_rows: Callable[[int], None], acc_units: AccUnits = "g", channels: Sequence[str] | None = None
+            ) -> tuple[list[str], Iterator[Block]]:
+    """The columns `model` reads from a recording file (by the model's names) and the file's blocks at the
+    model's rate, each with context enough for the model's pipeline (see harlab.data.blocks), raw accelerometer
+    columns in g."""
+    file_columns, names = _file_columns(model, path, time_column, channels)
     margin_s = (STREAM_CONTEXT_WINDOWS * model.window + RESAMPLING_CONTEXT) / model.sampling_rate
-    blocks = signal_blocks(path, names, model.sampling_rate, time_column=time_column, source_rate=rate,
+    blocks = signal_blocks(path, file_columns, model.sampling_rate, time_column=time_column, source_rate=rate,
                            margin_s=margin_s, on_rows=on_rows)
     acc = [names.index(c) for c in model.preprocessing.get("accelerometer", ()) if c in names]
     return names, (_in_g(blocks, names, acc, acc_units, path) if len(acc) == 3 and names != list(model.channels)
@@ -322,15 +365,17 @@ def _in_g(blocks: Iterator[Block], names: list[str], acc: list[int], acc_units: 
 
 
 def read_model_input(model: WindowModel, path: Path, *, time_column: str = "time",
-                     rate: float | None = None, acc_units: AccUnits = "g") -> pd.DataFrame:
+                     rate: float | None = None, acc_units: AccUnits = "g", channels: Sequence[str] | None = None
+                     ) -> pd.DataFrame:
     """The columns of a recording file (CSV or Parquet) that `model` reads — its channels, or the raw axes its
-    pipeline starts from — resampled to the model's rate. The time column may hold seconds, milliseconds or
-    date-times (see harlab.data.tables); without one, `rate` gives the recording's rate. Other columns
-    (labels, subject) are ignored. The whole recording is in memory: `predict_file` needs only a block of it."""
+    pipeline starts from, or the file's `channels` in their order — resampled to the model's rate. The time
+    column may hold seconds, milliseconds or date-times (see harlab.data.tables); without one, `rate` gives the
+    recording's rate. Other columns (labels, subject) are ignored. The whole recording is in memory:
+    `predict_file` needs only a block of it."""
     if is_sensor_recording(path, time_column):
         samples = _sensor_samples(model, path)
         return samples[list(model.input_columns(tuple(samples.columns), path))]
-    names, blocks = _blocks(model, path, time_column, rate, lambda done: None, acc_units)
+    names, blocks = _blocks(model, path, time_column, rate, lambda done: None, acc_units, channels)
     return pd.DataFrame(np.concatenate([block.core_samples() for block in blocks]), columns=names)
 
 
@@ -343,7 +388,8 @@ def _sensor_samples(model: WindowModel, path: Path) -> pd.DataFrame:
 
 def predict_file(model: WindowModel, path: Path, *, time_column: str = "time", rate: float | None = None,
                  step: int | None = None, smoothing: Smoothing = 1,
-                 on_rows: Callable[[int], None] = lambda done: None, acc_units: AccUnits = "g") -> pd.DataFrame:
+                 on_rows: Callable[[int], None] = lambda done: None, acc_units: AccUnits = "g",
+                 channels: Sequence[str] | None = None) -> pd.DataFrame:
     """Per-window predictions (see `predict_signals`) for a recording file (see `read_model_input`), read block
     by block in bounded memory (harlab.data.blocks): a day at 50 Hz never sits in memory whole. `on_rows(done)`
     reports the rows read. A per-sensor recording (a folder or zip, as phone apps export them) is merged first.
@@ -353,7 +399,7 @@ def predict_file(model: WindowModel, path: Path, *, time_column: str = "time", r
     if is_sensor_recording(path, time_column):
         return predict(model, _sensor_samples(model, path), rate=model.sampling_rate, time_column=None, step=step,
                        smoothing=smoothing)
-    names, blocks = _blocks(model, path, time_column, rate, on_rows, acc_units)
+    names, blocks = _blocks(model, path, time_column, rate, on_rows, acc_units, channels)
     windows = _WindowStream(model, step or model.window // 2)
     for block in blocks:
         windows.add(model.model_signals(block.samples, tuple(names), str(path))[

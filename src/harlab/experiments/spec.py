@@ -227,6 +227,9 @@ class ExperimentSpec(RunSettings):
             fixed = {k: getattr(self, k) for k in RUN_SETTINGS}
             settings = {**fixed, **{k: v for k, v in swept.items() if k in RUN_SETTINGS}}
             hyperparameters = {**self.hyperparameters, **{k: v for k, v in swept.items() if k not in RUN_SETTINGS}}
+            if isinstance(swept.get("init"), str) and "model" not in swept:  # a swept init trains its bundle's model
+                settings["model"], bundle_hyperparameters = bundle_model(swept["init"])
+                hyperparameters = {**bundle_hyperparameters, **hyperparameters}
             label = ", ".join(f"{k}={v}" for k, v in swept.items()) or settings["model"]
             try:
                 config = RepeatConfig(**settings, hyperparameters=hyperparameters, repeats=self.repeats,
