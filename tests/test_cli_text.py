@@ -40,7 +40,7 @@ def test_field_references_become_flags(message: str, expected: str) -> None:
 @pytest.mark.parametrize("message", [
     "HARLAB_MAX_MEMORY=8e9 is not a number of bytes; set it to a positive number such as 2e9",
     "model cnn: filters=0: Input should be greater than 0",  # a hyperparameter: no flag of its own
-    "set learning_rate=0.01 or lower the `momentum` setting",  # settings without a flag stay as written
+    "set beta1=0.9 or lower the `momentum` setting",  # settings without a flag stay as written
     "run `harlab data fetch wisdm` where the network is reachable",
     "/data/runs/window=80/out folder/r.json: not found",  # inside a path: not a setting
     "the windows: window 128 and step 64",

@@ -112,6 +112,20 @@ def test_records_without_init_are_unchanged() -> None:
     assert RepeatConfig(model="cnn", learning_rate=1e-3).key() == RepeatConfig(model="cnn").key()
 
 
+def test_a_spec_compares_fine_tuning_with_training_from_scratch() -> None:
+    from harlab.experiments.spec import parse_spec
+
+    spec = parse_spec({"name": "transfer", "variants": [{"model": "resnet1d"}, {"init": PRETRAINED},
+                                                        {"init": PRETRAINED, "freeze": 2}]}, "spec")
+    scratch, tuned, frozen = (c.config for c in spec.configurations())
+    assert scratch.model == tuned.model == frozen.model == "resnet1d"
+    assert tuned.hyperparameters == load_bundle(Path(PRETRAINED)).manifest["hyperparameters"]
+    assert [c.train_config().learning_rate for c in (scratch, tuned, frozen)] == [1e-3, 1e-4, 1e-4]
+    assert (tuned.init, frozen.freeze, scratch.init) == (PRETRAINED, 2, None)
+    fixed = parse_spec({"name": "tuned", "init": PRETRAINED}, "spec").configurations()[0].config
+    assert fixed.model == "resnet1d" and fixed.train_config().learning_rate == 1e-4
+
+
 def test_train_cli_fine_tunes_saves_and_predicts(hapt: WindowSet, real_data: Path, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     from test_pretrained import _recording
