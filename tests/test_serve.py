@@ -192,7 +192,7 @@ def test_live_page_shows_predicts_activities_and_review_saves_a_relabelled_span(
     predicted = _sample_labels(timeline(expected), len(frame))
     assert np.mean(kept[outside] == predicted[outside]) > 0.99  # the rest is the model's timeline
     imported = CliRunner().invoke(app, ["data", "import", str(path), "--labels", str(server.folder / "rec.labels.csv"),
-                                        "--out", str(tmp_path / "dataset")])
+                                        "--pipeline", "uci-har", "--rate", "50", "--out", str(tmp_path / "dataset")])
     assert imported.exit_code == 0, imported.output
     assert label in json.loads((tmp_path / "dataset" / "dataset.json").read_text())["classes"]
 

@@ -221,9 +221,10 @@ def create_app(settings: ServeSettings, model: WindowModel,
 
     @app.get("/api/model")
     async def model_info() -> dict[str, Any]:
-        return {"source": model.source, "classes": list(model.classes), "channels": list(stream_channels(model)),
-                "rate": model.sampling_rate, "window": model.window, "step": model.window // 2,
-                "smoothing": settings.smoothing, "folder": str(folder), "replay": REPLAY_STREAM if replayed else None}
+        return {"source": str(settings.model), "classes": list(model.classes),
+                "channels": list(stream_channels(model)), "rate": model.sampling_rate, "window": model.window,
+                "step": model.window // 2, "smoothing": settings.smoothing, "folder": str(folder),
+                "replay": REPLAY_STREAM if replayed else None}
 
     @app.post("/api/push")
     async def push(request: Request, stream: str | None = None) -> dict[str, Any]:
@@ -367,5 +368,6 @@ def serve(settings: ServeSettings, on_ready: Callable[[str], None]) -> None:
     shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host
     on_ready(f"http://{shown_host}:{port}/" + (f"?token={settings.token}" if settings.token else ""))
     config = uvicorn.Config(app, log_level="warning", access_log=False, ws="none", lifespan="on",
-                            limit_concurrency=8 * settings.max_streams + 64, timeout_keep_alive=5)
+                            limit_concurrency=8 * settings.max_streams + 64, timeout_keep_alive=5,
+                            timeout_graceful_shutdown=2)  # open pages (event streams) do not hold up Ctrl-C
     uvicorn.Server(config).run(sockets=[listener])

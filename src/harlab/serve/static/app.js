@@ -351,6 +351,7 @@ async function start() {
   $("model-info").textContent = `${model.source} · ${model.rate} Hz · windows of ${model.window} every ${model.step}`;
   legend($("live-legend"), model.classes, model.classes);
   reviewControls();
+  $("live-stream").addEventListener("change", (event) => watch(event.target.value));
   window.addEventListener("hashchange", showView);
   window.addEventListener("resize", showView);
   showView();
