@@ -160,18 +160,24 @@ def _server_event(event: dict[str, Any]) -> str:
     return f"data: {json.dumps(event, separators=(',', ':'))}\n\n"
 
 
-async def read_body(request: Request, limit: int, what: str) -> bytes:
-    """A request's body, refused (413) as soon as it is declared or read past `limit` bytes."""
+async def body_chunks(request: Request, limit: int, what: str, fix: str) -> AsyncIterator[bytes]:
+    """A request's body, chunk by chunk, refused (413) where its declared length is over `limit` bytes (before
+    any is read) or as soon as it is read past the limit."""
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise RequestError(413, f"{what} of {int(declared):,} bytes is over the limit of {limit:,}; send smaller "
-                           "ones (or raise the limit when starting harlab serve)")
-    body = bytearray()
+        raise RequestError(413, f"{what} of {int(declared):,} bytes is over the limit of {limit:,}; {fix}")
+    size = 0
     async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise RequestError(413, f"{what} is over the limit of {limit:,} bytes; send smaller ones")
-    return bytes(body)
+        size += len(chunk)
+        if size > limit:
+            raise RequestError(413, f"{what} is over the limit of {limit:,} bytes; {fix}")
+        yield chunk
+
+
+async def read_body(request: Request, limit: int, what: str) -> bytes:
+    """A small request's body, whole (see `body_chunks`)."""
+    fix = "send smaller ones (or raise the limit when starting harlab serve)"
+    return b"".join([chunk async for chunk in body_chunks(request, limit, what, fix)])
 
 
 def json_request(request: Request) -> None:
@@ -265,19 +271,13 @@ def create_app(settings: ServeSettings, model: WindowModel,
     @app.put("/api/recordings")
     async def upload(request: Request, name: str) -> dict[str, Any]:
         target = upload_path(folder, name)
-        declared = request.headers.get("content-length", "")
-        limit = settings.max_upload_bytes
-        if declared.isdigit() and int(declared) > limit:
-            raise RequestError(413, f"the upload of {int(declared):,} bytes is over the limit of {limit:,}; review "
-                               "a shorter recording, or copy it into the served folder")
+        chunks = body_chunks(request, settings.max_upload_bytes, "the upload",
+                             "review a shorter recording, or copy it into the served folder")
         size = 0
         with atomic_open(target) as handle:
-            async for chunk in request.stream():
-                size += len(chunk)
-                if size > limit:
-                    raise RequestError(413, f"the upload is over the limit of {limit:,} bytes; review a shorter "
-                                       "recording, or copy it into the served folder")
+            async for chunk in chunks:
                 handle.write(chunk)
+                size += len(chunk)
         return {"path": target.relative_to(folder).as_posix(), "bytes": size}
 
     @app.get("/api/review")
