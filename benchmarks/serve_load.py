@@ -2,11 +2,13 @@
 
 Each client streams a synthetic 50 Hz walk (acc in g, gyro in rad/s) at real speed in batches of --batch-s seconds
 over HTTP POST, on a kept-alive connection, and a watcher per stream reads the page's event stream (Server-Sent
-Events). The latency of a window is from the moment the batch that completes it is sent to the moment its
-prediction reaches the watcher: what a page sees. The server's resident memory is read at the start, after the
-first tenth of the run (warm) and at the end: growth from warm to end is what a long session would accumulate.
+Events). The clients' batches are spread evenly over a batch period, as phones started at different moments would
+send them (--in-step: all at the same moments, the worst case, every window completing at once). The latency of a
+window is from the moment the batch that completes it is sent to the moment its prediction reaches the watcher:
+what a page sees. The server's resident memory is read at the start, after the first tenth of the run (warm), every
+tenth after it and at the end: growth from warm to end is what a long session would accumulate.
 
-Usage: python benchmarks/serve_load.py [--clients 20] [--seconds 60] [--batch-s 0.5] [--model pretrained:NAME]
+Usage: python benchmarks/serve_load.py [--clients 20] [--seconds 60] [--batch-s 0.5] [--in-step] [--model M]
 
 The server runs with OMP_NUM_THREADS=1 (one core for the model). Numbers are printed as JSON, never asserted.
 """
@@ -112,6 +114,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--batch-s", type=float, default=0.5)
     parser.add_argument("--model", default="pretrained:hapt-resnet1d")
+    parser.add_argument("--in-step", action="store_true", help="every client sends at the same moments (the worst "
+                        "case: all windows complete together)")
     args = parser.parse_args()
     server = subprocess.Popen([sys.executable, "-m", "harlab", "serve", args.model, "--port", "0", "--folder", ".",
                                "--max-streams", str(max(32, args.clients))], stdout=subprocess.PIPE, text=True,
@@ -119,18 +123,21 @@ def main() -> None:
     try:
         assert server.stdout is not None
         port = int(re.search(r"http://127\.0\.0\.1:(\d+)/", server.stdout.readline())[1])
-        memory = {"start": rss(server.pid)}
+        memory, samples = {"start": rss(server.pid)}, []
         clients = [Client(f"phone-{i}", i) for i in range(args.clients)]
         began = time.monotonic() + 1.0
         until = began + args.seconds + 2.0
-        threads = [threading.Thread(target=stream, args=(c, port, args.seconds, args.batch_s, began)) for c in clients]
+        spread = 0.0 if args.in_step else args.batch_s / args.clients
+        phases = [began + i * spread for i in range(args.clients)]
+        threads = [threading.Thread(target=stream, args=(c, port, args.seconds, args.batch_s, phase))
+                   for c, phase in zip(clients, phases, strict=True)]
         threads += [threading.Thread(target=watch, args=(c, port, until)) for c in clients]
         for thread in threads:
             thread.start()
-        time.sleep(1.0 + args.seconds / 10)
-        memory["warm"] = rss(server.pid)
-        for thread in threads:
-            thread.join()
+        while any(thread.is_alive() for thread in threads):
+            time.sleep(args.seconds / 10)
+            memory.setdefault("warm", rss(server.pid))
+            samples.append(round(rss(server.pid) / 2**20, 1))
         memory["end"] = rss(server.pid)
     finally:
         server.terminate()
@@ -138,13 +145,15 @@ def main() -> None:
     latencies = np.array([x for c in clients for x in c.latencies]) * 1e3
     expected = args.clients * (math.floor((args.seconds * RATE - 128) / 64) + 1)
     print(json.dumps({
-        "clients": args.clients, "seconds": args.seconds, "batch_s": args.batch_s, "windows_expected": expected,
+        "clients": args.clients, "seconds": args.seconds, "batch_s": args.batch_s, "in_step": args.in_step,
+        "windows_expected": expected,
         "windows_seen": len(latencies), "errors": sum(len(c.errors) for c in clients),
         "latency_ms": {"p50": round(float(np.percentile(latencies, 50)), 1),
                        "p99": round(float(np.percentile(latencies, 99)), 1),
                        "max": round(float(latencies.max()), 1)} if len(latencies) else None,
         "server_rss_mb": {k: round(v / 2**20, 1) for k, v in memory.items()},
         "rss_growth_warm_to_end_mb": round((memory["end"] - memory["warm"]) / 2**20, 1),
+        "server_rss_mb_every_tenth": samples,
     }, indent=2))
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
+import anyio
 import numpy as np
 import uvicorn
 from fastapi import FastAPI, Request
@@ -50,6 +51,7 @@ QUEUE_EVENTS = 2000  # events waiting for one page before it counts as lagging
 KEEPALIVE_S = 15.0
 REPLAY_BATCH_S = 0.25
 REPLAY_STREAM = "replay"
+PREDICTING_THREADS = 4  # batches predicted at once: the model is CPU-bound, and each thread costs memory
 
 
 @dataclass(frozen=True)
@@ -192,9 +194,11 @@ def create_app(settings: ServeSettings, model: WindowModel,
     streams, hub = Streams(model, settings.smoothing, settings.max_streams), Hub()
     folder = settings.folder.resolve()
 
+    predicting = anyio.CapacityLimiter(PREDICTING_THREADS)
+
     async def ingest(name: str, batch: Batch) -> dict[str, Any]:
         stream = streams.get(name)
-        events = await run_in_threadpool(stream.add, batch)
+        events = await anyio.to_thread.run_sync(stream.add, batch, limiter=predicting)
         hub.publish(name, events)
         windows = [e for e in events if e["type"] == "window"]
         return {"stream": name, "samples": batch.samples, "windows": len(windows),

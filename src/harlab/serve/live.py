@@ -160,12 +160,11 @@ class LiveStream:
         rate, offset = self.model.sampling_rate, grid.origin - self.start
         events = []
         for prediction in self.predictor.push(grid.values):
-            event = {"type": "window", "start": round(offset + prediction.first_sample / rate, 3),
-                     "end": round(offset + (prediction.last_sample + 1) / rate, 3),
-                     "activity": prediction.activity, "confidence": round(prediction.confidence, 4),
-                     "probabilities": np.round(prediction.probabilities, 4).tolist()}
-            self.windows.append(event)
-            events.append(event)
+            window = {"type": "window", "start": round(offset + prediction.first_sample / rate, 3),
+                      "end": round(offset + (prediction.last_sample + 1) / rate, 3),
+                      "activity": prediction.activity, "confidence": round(prediction.confidence, 4)}
+            self.windows.append(window)  # kept without the probabilities: a long stream keeps thousands
+            events.append({**window, "probabilities": np.round(prediction.probabilities, 4).tolist()})
         return events
 
     def snapshot(self) -> dict[str, Any]:
