@@ -316,3 +316,33 @@ def test_serving_beyond_this_machine_needs_a_token(tmp_path: Path) -> None:
                                       "127.0.0.1")
     short = CliRunner().invoke(app, ["serve", "--token", "short", "--folder", str(tmp_path)])
     assert "shorter than 16 characters" in str(short.exception)
+
+
+def test_streams_resample_each_channel_and_restart_after_a_gap() -> None:
+    """Channels at their own rates and times meet on the model's 50 Hz grid; repeated or late samples are left
+    out; a pause longer than 0.5 s restarts the grid there, the timeline going on after the pause."""
+    from harlab.serve.batches import Batch
+    from harlab.serve.live import LiveStream
+
+    model = open_model(Path("pretrained:hapt-resnet1d"))
+    names = ("acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z")
+    stream = LiveStream("test", model, 1)
+
+    def batch(start: float, seconds: float) -> Batch:
+        acc_t = start + np.arange(int(seconds * 100)) / 100  # acc at 100 Hz, gyro at 50 Hz 3 ms later
+        gyro_t = start + 0.003 + np.arange(int(seconds * 50)) / 50
+        channels = {n: (acc_t, np.sin(acc_t) + (1.0 if n == "acc_y" else 0.0)) for n in names[:3]}
+        return Batch(channels | {n: (gyro_t, np.cos(gyro_t)) for n in names[3:]})
+
+    events = stream.add(batch(0.0, 4.0))
+    signals = events[0]  # from the first moment both sensors give (0.003 s: time 0 of the stream), at 25 Hz
+    assert signals["times"][0] == 0.0 and np.allclose(np.diff(signals["times"]), 0.04)
+    np.testing.assert_allclose([v[0] for v in signals["values"]], np.sin(0.003 + np.array(signals["times"])),
+                               atol=1e-3)
+    np.testing.assert_allclose([v[3] for v in signals["values"]], np.cos(0.003 + np.array(signals["times"])),
+                               atol=1e-3)
+    assert [e["start"] for e in events[1:]] == [0.0, 1.28]  # 199 grid samples: 2 windows
+    assert stream.add(batch(2.0, 1.0)) == [] and stream.summary()["ignored"] == 3 * 100 + 3 * 50  # all repeats
+    later = stream.add(batch(10.0, 4.0))  # after a 6 s pause: a new grid from 10.003 s
+    assert later[0]["times"][0] == 10.0 and [e["start"] for e in later[1:]] == [10.0, 11.28]
+    assert [w["start"] for w in stream.windows] == [0.0, 1.28, 10.0, 11.28]

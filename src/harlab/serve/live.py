@@ -63,12 +63,12 @@ class GridResampler:
     def add(self, batch: Batch) -> GridSamples | None:
         """Take a batch's samples; the grid samples they complete (None: none yet)."""
         new = {name: self._newer(name, *batch.channels[name]) for name in self.names if name in batch.channels}
-        restart_at = max((end for name, (t, _) in new.items() if (end := self._gap_end(name, t)) is not None),
-                         default=None)
-        restarted = restart_at is not None or self.origin is None
-        if restart_at is not None:
+        resumes = {name: self._gap_end(name, t) for name, (t, _) in new.items()}
+        restarted = self.origin is None or any(at is not None for at in resumes.values())
+        if any(at is not None for at in resumes.values()):  # each channel from where it resumed
             self._reset()
-            new = {name: (t[t >= restart_at], v[t >= restart_at]) for name, (t, v) in new.items()}
+            new = {name: (t[t >= (resumes[name] or -np.inf)], v[t >= (resumes[name] or -np.inf)])
+                   for name, (t, v) in new.items()}
         for name, (t, v) in new.items():
             self.times[name] = np.concatenate([self.times[name], t])[-self.max_pending:]
             self.values[name] = np.concatenate([self.values[name], v])[-self.max_pending:]
@@ -175,9 +175,11 @@ class LiveStream:
                     "times": [t for t, _ in self.signals], "values": [v for _, v in self.signals]}
 
     def summary(self) -> dict[str, Any]:
-        """One line of the stream list: name, samples, windows, latest activity, seconds since its last batch."""
+        """One line of the stream list: name, grid samples, windows, latest activity, seconds since its last batch,
+        and the channel samples left out (repeated or late)."""
         latest = self.windows[-1] if self.windows else None
-        return {"name": self.name, "samples": self.samples, "windows": len(self.windows), "status": self.status,
+        return {"name": self.name, "samples": self.samples, "ignored": self.resampler.ignored,
+                "windows": len(self.windows), "status": self.status,
                 "activity": latest and latest["activity"], "idle_s": round(time.time() - self.updated, 1)}
 
 
