@@ -9,7 +9,16 @@ import sys
 
 from rich.markup import escape
 
-from harlab.cli import data, deploy, experiment, models, reproduce, train, tune  # noqa: F401  (commands register)
+from harlab.cli import (  # noqa: F401  (commands register)
+    data,
+    deploy,
+    experiment,
+    models,
+    reproduce,
+    serve,
+    train,
+    tune,
+)
 from harlab.cli.common import app, parse_params
 from harlab.cli.flags import as_flags
 from harlab.console import console

@@ -89,6 +89,12 @@ FLAGS: dict[str, str] = {
     "trials": "--trials",
     "timeout": "--timeout",
     "smoothing": "--smoothing",
+    # harlab serve
+    "host": "--host",
+    "port": "--port",
+    "token": "--token",
+    "folder": "--folder",
+    "speed": "--speed",
 }
 
 _NAME = r"[a-z][a-z0-9_]*"
