@@ -47,6 +47,7 @@ def test_shipped_models_are_listed_with_their_cross_validated_accuracy() -> None
         assert cv["folds"] == 5 and len(cv["accuracy"]["per_fold"]) == 5 and 90 < cv["accuracy"]["mean"] <= 100
         assert np.asarray(cv["confusion"]).sum() > 10_000  # every HAPT window tested once
     assert models["hapt-resnet1d"].channels == ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
+    assert models["hapt-acc"].channels == ["acc_x", "acc_y", "acc_z"]
     result = CliRunner().invoke(app, ["models", "list", "--pretrained"])
     assert result.exit_code == 0, result.output
     assert "pretrained:hapt-resnet1d" in result.output and "5-fold CV by subject" in result.output
@@ -107,6 +108,8 @@ def test_units_missing_channels_export_and_load_of_a_shipped_model(real_data: Pa
     missing = runner.invoke(app, ["predict", "pretrained:hapt-resnet1d", str(tmp_path / "acc.csv")])
     assert "missing column(s) gyro_x, gyro_y, gyro_z: the model needs acc_x, acc_y, acc_z, gyro_x, gyro_y, " \
            "gyro_z" in str(missing.exception)
+    acc_only = predict("pretrained:hapt-acc", tmp_path / "acc.csv")  # the accelerometer-only model reads it
+    assert np.mean(acc_only["activity"].to_numpy()[labelled] == truth[centre][labelled]) > 0.75
     renamed = ["ax", "ay", "az", "gx", "gy", "gz"]
     pd.read_csv(tmp_path / "g.csv").set_axis(["time", *renamed], axis=1).to_csv(tmp_path / "axes.csv", index=False)
     unnamed = runner.invoke(app, ["predict", "pretrained:hapt-resnet1d", str(tmp_path / "axes.csv")])
