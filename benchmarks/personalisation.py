@@ -128,6 +128,7 @@ def plot(summary: dict[str, dict[float, tuple[float, float, int]]], path: Path) 
     axes.set(xscale="log", xticks=MINUTES, xticklabels=[f"{m:g}" for m in MINUTES],
              xlabel="labelled minutes of the person (first k)", ylabel="accuracy on the rest (%)",
              title="HAPT test subjects: personalising resnet1d")
+    axes.minorticks_off()
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()

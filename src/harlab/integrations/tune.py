@@ -178,12 +178,12 @@ class Objective:
             config = parse_spec(fixed_spec_data(self.spec, params), f"trial {trial.number}").configurations()[0].config
             # The configuration's own epochs, batch and early stopping, validated on the search's subjects.
             train_config = replace(config.train_config(), validation_split=self.parts.fraction)
-            start = starting_point(config.init) if config.init is not None else None
+            initial = starting_point(config.init) if config.init is not None else None
             prepared = prepare(self.parts.fit, train_config, config.seed,
-                               (self.parts.validation, self.parts.validation_subjects), start)
+                               (self.parts.validation, self.parts.validation_subjects), initial)
             history = fit_run(prepared, config.model, config.hyperparameters, train_config, config.seed, self.shape,
                               [OptunaPruning(trial, objective_of(self.spec))], resolve_device(self.spec.device),
-                              start).history
+                              initial).history
         except optuna.TrialPruned:
             trial.set_user_attr("seconds", time.perf_counter() - start)
             raise
