@@ -122,7 +122,8 @@ def browser() -> Iterator[Any]:
     if not CHROMIUM.is_file():
         pytest.fail(f"no Chromium at {CHROMIUM}: apt-get install chromium, or set HARLAB_CHROMIUM", pytrace=False)
     with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM),  # flags for containers: small /dev/shm
+                                               args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu"])
         yield launched
         launched.close()
 
