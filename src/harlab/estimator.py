@@ -59,8 +59,7 @@ class HARClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         settings = {name: getattr(self, name) for name in SETTING_NAMES}
         model, hyperparameters = self.model or "cnn", self.hyperparameters or {}
         if self.model is None and self.init is not None:
-            model, bundle_hyperparameters = bundle_model(self.init)
-            hyperparameters = {**bundle_hyperparameters, **hyperparameters}
+            model, hyperparameters = bundle_model(self.init, hyperparameters)
         try:
             return RepeatConfig(model=model, hyperparameters=hyperparameters, repeats=1,
                                 **{k: v for k, v in settings.items() if v is not None})

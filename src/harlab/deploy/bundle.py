@@ -250,11 +250,11 @@ def starting_point(init: str | Path) -> Start:
                  manifest.get("preprocessing") or {"pipeline": "none"})
 
 
-def bundle_model(init: str | Path) -> tuple[str, dict[str, Any]]:
-    """The registered model and hyperparameters of the bundle `init` (a folder or pretrained:NAME), read from its
-    checked manifest."""
+def bundle_model(init: str | Path, hyperparameters: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """The registered model of the bundle `init` (a folder or pretrained:NAME) and its hyperparameters, with
+    `hyperparameters` given on top, read from its checked manifest."""
     manifest = read_manifest(resolve(Path(init)) / MANIFEST)
-    return manifest["model"], dict(manifest["hyperparameters"])
+    return manifest["model"], {**manifest["hyperparameters"], **(hyperparameters or {})}
 
 
 def model_input(data: Any, init: str | None) -> tuple[list[str], dict[str, Any]]:

@@ -145,9 +145,8 @@ class ExperimentSpec(RunSettings):
     def _model_of_init(cls, data: Any) -> Any:
         """Fine-tuning a bundle (`init`) without naming a model trains the bundle's model and hyperparameters."""
         if isinstance(data, dict) and isinstance(data.get("init"), str) and data.get("model") is None:
-            model, hyperparameters = bundle_model(data["init"])
-            given = data.get("hyperparameters") or {}
-            data = {**data, "model": model, "hyperparameters": {**hyperparameters, **given}}
+            model, hyperparameters = bundle_model(data["init"], data.get("hyperparameters"))
+            data = {**data, "model": model, "hyperparameters": hyperparameters}
         return data
 
     @field_validator("grid")
@@ -228,8 +227,7 @@ class ExperimentSpec(RunSettings):
             settings = {**fixed, **{k: v for k, v in swept.items() if k in RUN_SETTINGS}}
             hyperparameters = {**self.hyperparameters, **{k: v for k, v in swept.items() if k not in RUN_SETTINGS}}
             if isinstance(swept.get("init"), str) and "model" not in swept:  # a swept init trains its bundle's model
-                settings["model"], bundle_hyperparameters = bundle_model(swept["init"])
-                hyperparameters = {**bundle_hyperparameters, **hyperparameters}
+                settings["model"], hyperparameters = bundle_model(swept["init"], hyperparameters)
             label = ", ".join(f"{k}={v}" for k, v in swept.items()) or settings["model"]
             try:
                 config = RepeatConfig(**settings, hyperparameters=hyperparameters, repeats=self.repeats,
@@ -300,8 +298,8 @@ def training_spec(model: str | None = None, *, dataset: str | None = None,
     bad setting is one line naming it."""
     RUNS.check(repeats, f"repeats={repeats}", "train fewer repeats")
     if model is None:
-        model, bundle_hyperparameters = bundle_model(settings["init"]) if settings.get("init") else ("cnn", {})
-        hyperparameters = {**bundle_hyperparameters, **(hyperparameters or {})}
+        model, hyperparameters = bundle_model(settings["init"], hyperparameters) if settings.get("init") else (
+            "cnn", hyperparameters)
     resolve_device(device)  # a missing GPU is one line now, not after loading the data
     if split not in get_args(SplitKind):
         raise HarlabError(f"split={split}: choose one of {', '.join(get_args(SplitKind))}")
