@@ -11,9 +11,11 @@ through harlab's recordings path (`import_recordings`: resampled to 50 Hz, windo
 each, on the 40 training recordings and tests on the 40 others:
 
 - resnet1d from scratch (the modern recipe);
-- pretrained:hapt-resnet1d fine-tuned (`init`: a new head for the 4 new classes, learning rate 1e-4);
+- pretrained:hapt-resnet1d fine-tuned (`init`, its defaults: a new head for the 4 new classes, trained at 1e-3,
+  the backbone at 1e-4);
 - pretrained:hapt-acc fine-tuned (it picks its accelerometer channels by name);
-- both fine-tuned again at the learning rate of training from scratch (1e-3).
+- both fine-tuned again with the head at 1e-4 too (`head_learning_rate`: the default before 2026-12-02), and
+  with everything at the learning rate of training from scratch (1e-3).
 
 The experiment's report gives mean ± std, CIs, Welch's tests with Holm's correction and Friedman/Nemenyi.
 `--per-class N` trains on the first N training recordings of each activity only (the test stays all 40): how far
@@ -88,6 +90,7 @@ def main() -> None:
     print(f"BasicMotions: {len(train)} training and {len(test_windows)} test windows, classes {data.classes}")
     shipped = [m.name for m in pretrained_models()]
     variants = [{"model": "resnet1d"}, *({"init": f"pretrained:{name}"} for name in shipped),
+                *({"init": f"pretrained:{name}", "head_learning_rate": 1e-4} for name in shipped),
                 *({"init": f"pretrained:{name}", "learning_rate": 1e-3} for name in shipped)]
     spec = {"name": "basic-motions-transfer", "dataset": str(windows), "repeats": args.repeats, "seed": 0,
             "description": "BasicMotions (aeon): resnet1d from scratch vs the pretrained HAPT models fine-tuned",

@@ -20,8 +20,9 @@ from harlab.deploy.bundle import load_bundle, starting_point
 from harlab.errors import HarlabError
 from harlab.estimator import HARClassifier
 from harlab.models.heads import backbone_parameters, head_of
+from harlab.training.config import TrainConfig, head_learning_rate_for
 from harlab.training.settings import RepeatConfig
-from harlab.training.transfer import fine_tuned_model
+from harlab.training.transfer import fine_tuned_model, parameter_groups
 
 PRETRAINED = "pretrained:hapt-resnet1d"
 
@@ -85,6 +86,32 @@ def test_freezing_keeps_the_backbone_for_the_given_epochs(hapt: WindowSet) -> No
     assert not all(torch.equal(a, b) for a, b in zip(backbone_parameters(thawed.model_, 6), start, strict=True))
 
 
+def test_a_new_head_trains_at_the_from_scratch_rate_and_the_backbone_slower(hapt: WindowSet) -> None:
+    def config(**settings: object) -> TrainConfig:
+        return RepeatConfig(model="resnet1d", init=PRETRAINED, **settings).train_config()
+
+    assert [head_learning_rate_for(config(), new) for new in (True, False)] == [1e-3, 1e-4]
+    assert head_learning_rate_for(config(learning_rate=3e-3), True) == 3e-3
+    assert head_learning_rate_for(config(head_learning_rate=1e-5), True) == 1e-5
+    model = fine_tuned_model(starting_point(PRETRAINED), ["A", "B"], True, seed=0)
+    backbone, head = parameter_groups(model, 2, config(), new_head=True)
+    assert (backbone["lr"], head["lr"]) == (1e-4, 1e-3)
+    assert {id(p) for p in backbone["params"]} | {id(p) for p in head["params"]} == {id(p) for p in model.parameters()}
+    assert len(head["params"]) == 2  # the head's weight and bias, in no other group
+
+    data = only_classes(subjects(hapt, 2, 4), ["WALKING", "SITTING", "LAYING"])
+    new_head = head_of(fine_tuned_model(starting_point(PRETRAINED), data.classes, True, seed=0), 3).weight
+
+    def moved(head_rate: float | None) -> float:
+        """How far the new head's weights move in one epoch at `head_rate` (the backbone frozen)."""
+        clf = HARClassifier(init=PRETRAINED, new_head=True, freeze="all", head_learning_rate=head_rate, epochs=1,
+                            random_state=0).fit(data)
+        return float((head_of(clf.model_, 3).weight - new_head).abs().max().detach())
+
+    assert moved(1e-12) < 1e-8  # the head's rate reaches the optimizer
+    assert moved(None) > 5 * moved(1e-4)  # Adam's steps scale with the rate: the default moves it ~10× as far
+
+
 def test_bad_fine_tuning_inputs_are_one_line(hapt: WindowSet) -> None:
     data = subjects(hapt, 2)
     acc_only = data.channels_named([c for c in data.channels if "gyro" not in c])
@@ -102,13 +129,15 @@ def test_bad_fine_tuning_inputs_are_one_line(hapt: WindowSet) -> None:
         HARClassifier("cnn", init=PRETRAINED, epochs=1).fit(data)
     with pytest.raises(HarlabError, match=r"freeze applies to fine-tuning only; set init=BUNDLE"):
         HARClassifier("cnn", freeze="all").fit(data)
+    with pytest.raises(HarlabError, match=r"head_learning_rate applies to fine-tuning only"):
+        HARClassifier("cnn", head_learning_rate=1e-3).fit(data)
     with pytest.raises(HarlabError, match=r"^pretrained:nope: no such pretrained model"):
         HARClassifier(init="pretrained:nope").fit(data)
 
 
 def test_records_without_init_are_unchanged() -> None:
     dump = RepeatConfig(model="cnn").model_dump(mode="json")
-    assert dump["learning_rate"] == 1e-3 and not {"init", "freeze", "new_head"} & set(dump)
+    assert dump["learning_rate"] == 1e-3 and not {"init", "freeze", "new_head", "head_learning_rate"} & set(dump)
     assert RepeatConfig(model="cnn", learning_rate=1e-3).key() == RepeatConfig(model="cnn").key()
 
 

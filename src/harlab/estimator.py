@@ -42,8 +42,9 @@ class HARClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     the same windows), None draws one from NumPy's global generator. `device` is where it trains and predicts
     (auto, cpu, cuda, cuda:N, mps; None: auto); `precision` fp32, bf16 or fp16 (see harlab.training.device).
     `callbacks` watch the fit (harlab.training.callbacks). `init` fine-tunes a trained model instead (a bundle's
-    folder or "pretrained:NAME"; `model` None then trains the bundle's own), with `freeze` and `new_head` (see
-    harlab.training.config.TrainConfig): the windows' channels are picked by name, its standardizer is kept.
+    folder or "pretrained:NAME"; `model` None then trains the bundle's own), with `freeze`, `new_head` and
+    `head_learning_rate` (see harlab.training.config.TrainConfig): the windows' channels are picked by name, its
+    standardizer is kept.
     """
 
     def __init__(self, model: str | None = None, **params: Any):

@@ -65,6 +65,7 @@ FLAGS: dict[str, str] = {
     "init": "--init",
     "freeze": "--freeze",
     "new_head": "--new-head",
+    "head_learning_rate": "--head-learning-rate",
     "augment": "--augment",
     "split": "--cv",
     "folds": "--folds",

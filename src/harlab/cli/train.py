@@ -74,6 +74,9 @@ def train(
     new_head: Annotated[bool | None, typer.Option("--new-head/--keep-head", help="With --init: a new "
                                                   "classification head, or the bundle's (default: its rows when "
                                                   "the classes are among its own, else new).")] = None,
+    head_learning_rate: Annotated[float | None, typer.Option(min=0, help="With --init: the head's learning rate "
+                                                             "(default: a new head 1e-3, a kept one the learning "
+                                                             "rate's).")] = None,
     cv: Annotated[str, typer.Option(help="Subject-wise split: fixed (the dataset's own), holdout, kfold or "
                                     "loso (leave one subject out).")] = "fixed",
     folds: Annotated[int, typer.Option(min=2, help="Folds for --cv kfold.")] = 5,
@@ -107,7 +110,7 @@ def train(
         "augment": None if augment is None else [a for a in augment.split(",") if a not in ("", "none")],
         "precision": precision, "class_weight": parse_class_weight(class_weight), "sampler": sampler,
         "monitor": monitor, "learning_rate": learning_rate, "init": init, "freeze": parse_freeze(freeze),
-        "new_head": new_head}
+        "new_head": new_head, "head_learning_rate": head_learning_rate}
     spec = api.training_spec(model, dataset=dataset, repeats=repeats, seed=seed,
                                     hyperparameters=parse_params(param), split=cv, folds=folds,
                                     test_fraction=test_fraction, early_stopping=early_stopping, device=device,

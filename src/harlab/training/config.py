@@ -49,7 +49,8 @@ class TrainConfig:
     harlab.training.transfer). Its classification head is kept when the windows' classes are all among the
     bundle's (its rows picked by class name) and replaced by a new one otherwise, or always with `new_head`;
     `freeze` keeps the backbone's weights fixed for that many first epochs, or `all` of them (batch-norm
-    statistics still adapt). Fine-tuning defaults to a smaller learning rate (FINE_TUNE_LEARNING_RATE).
+    statistics still adapt). Fine-tuning defaults to a smaller learning rate (FINE_TUNE_LEARNING_RATE);
+    `head_learning_rate` is the head's own (default: `head_learning_rate_for`).
     """
 
     epochs: int = Field(ge=1)
@@ -69,6 +70,7 @@ class TrainConfig:
     init: str | None = Field(default=None, min_length=1)
     freeze: Freeze | None = None
     new_head: bool | None = None
+    head_learning_rate: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
 
 # The settings a registered model gives its own default for (its tutorial's, or the modern recipe).
@@ -76,7 +78,7 @@ MODEL_DEFAULTS = ("epochs", "batch_size", "validation_split", "patience", "sched
                   "label_smoothing", "augment", "precision", "class_weight", "sampler", "monitor")
 # Settings added after results were first recorded: left out of dumps while unset, so older records still match.
 LATER_SETTINGS = ("schedule", "weight_decay", "label_smoothing", "augment", "precision", "class_weight", "sampler",
-                  "monitor", "init", "freeze", "new_head")
+                  "monitor", "init", "freeze", "new_head", "head_learning_rate")
 
 
 def override_fields() -> dict[str, Any]:
@@ -114,6 +116,16 @@ def model_defaults(defaults: dict[str, Any], model: str) -> TrainConfig:
 def learning_rate_for(init: str | None) -> float:
     """The learning rate a configuration that does not set one trains with: smaller when fine-tuning."""
     return DEFAULT_LEARNING_RATE if init is None else FINE_TUNE_LEARNING_RATE
+
+
+def head_learning_rate_for(config: TrainConfig, new_head: bool) -> float:
+    """The learning rate of a fine-tuned model's head: `head_learning_rate` where set; otherwise a new head, whose
+    weights are random, trains as from scratch (DEFAULT_LEARNING_RATE, or the learning rate where higher) and a
+    kept one at the learning rate (benchmarks/basic_motions.py: with 4 recordings, a new head at 1e-4 barely
+    trained in 30 steps)."""
+    if config.head_learning_rate is not None:
+        return config.head_learning_rate
+    return max(config.learning_rate, DEFAULT_LEARNING_RATE) if new_head else config.learning_rate
 
 
 def resolve(defaults: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
@@ -156,4 +168,5 @@ def describe(config: TrainConfig) -> str:
 def describe_fine_tuning(config: TrainConfig) -> str:
     head = {None: "its head where the classes fit", True: "a new head", False: "its head"}[config.new_head]
     frozen = {None: "", "all": ", backbone frozen"}.get(config.freeze, f", backbone frozen for {config.freeze} epochs")
-    return f"{head}{frozen}, learning rate {config.learning_rate:g}"
+    head_rate = "" if config.head_learning_rate is None else f" (head {config.head_learning_rate:g})"
+    return f"{head}{frozen}, learning rate {config.learning_rate:g}{head_rate}"

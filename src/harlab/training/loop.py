@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -96,17 +97,19 @@ def check_classes(y: torch.Tensor) -> None:
 def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor, config: TrainConfig, seed: int,
         validation: tuple[torch.Tensor, torch.Tensor] | None = None, augment: Augment | None = None,
         callbacks: Sequence[Callback] = (), device: torch.device | str | None = None,
-        class_weights: torch.Tensor | None = None) -> History:
+        class_weights: torch.Tensor | None = None, parameter_groups: list[dict[str, Any]] | None = None
+        ) -> History:
     """Train `model` in place on X [n, channels, time], y [n]; reshuffle every epoch (or draw it with the config's
     balanced sampler), keep the last batch.
 
     With `validation` (X, y), record its loss and accuracy after every epoch and, when the config has a
     patience, stop early and restore the best epoch's weights (an EarlyStopping callback, run after the given
     `callbacks`). `augment` changes each training batch; `class_weights` weigh each window's training loss by
-    its class (the validation loss stays unweighted, as Keras reports it). Training windows of fewer than two
-    classes are refused: a classifier of one class scores 100 % and means nothing. The model and the windows
-    move to `device` (a name as harlab.training.device resolves it; None: where the model is) once; the host
-    reads the epoch's loss and accuracy once per epoch, never per step.
+    its class (the validation loss stays unweighted, as Keras reports it); `parameter_groups` (torch optimizer
+    groups, each with its own "lr") replace the default, every parameter at the config's rate. Training windows
+    of fewer than two classes are refused: a classifier of one class scores 100 % and means nothing. The model
+    and the windows move to `device` (a name as harlab.training.device resolves it; None: where the model is)
+    once; the host reads the epoch's loss and accuracy once per epoch, never per step.
     """
     if config.patience is not None and validation is None:
         raise ValueError("early stopping (patience) needs a validation set")
@@ -128,7 +131,7 @@ def fit(model: nn.Module, X: torch.Tensor, y: torch.Tensor, config: TrainConfig,
     X, y = X.to(target), y.to(target)
     if validation is not None:
         validation = validation[0].to(target), validation[1].to(target)
-    optimizer = make_optimizer(model.parameters(), config, target)
+    optimizer = make_optimizer(model.parameters() if parameter_groups is None else parameter_groups, config, target)
     scaler = gradient_scaler(target, config.precision)
     scheduler = make_scheduler(optimizer, config, -(-len(X) // config.batch_size))
     loss_fn = nn.CrossEntropyLoss(weight=None if class_weights is None else class_weights.to(target),
@@ -183,8 +186,8 @@ def epoch_order(y: torch.Tensor, config: TrainConfig, generator: torch.Generator
     return torch.multinomial(chance, len(y), replacement=True, generator=generator)
 
 
-def make_optimizer(parameters: Iterable[torch.Tensor], config: TrainConfig, device: torch.device
-               ) -> torch.optim.Optimizer:
+def make_optimizer(parameters: Iterable[torch.Tensor] | Iterable[dict[str, Any]], config: TrainConfig,
+                   device: torch.device) -> torch.optim.Optimizer:
     """Keras-equivalent Adam (AdamW's decoupled decay, off by default) as one fused kernel over all parameters
     where torch has one for `device` (benchmarks/step_speed.py: the per-tensor loop was ~14 % of a CNN step)."""
     return torch.optim.AdamW(parameters, lr=config.learning_rate, eps=KERAS_ADAM_EPS,

@@ -25,7 +25,7 @@ from harlab.training.callbacks import Callback, History
 from harlab.training.config import TrainConfig
 from harlab.training.loop import fit, to_tensor
 from harlab.training.replicas import fit_replicas
-from harlab.training.transfer import FreezeBackbone, Start, fine_tuned_model
+from harlab.training.transfer import FreezeBackbone, Start, fine_tuned_model, parameter_groups
 
 
 def holdout_subjects(train: WindowSet, fraction: float, seed: int) -> list[int]:
@@ -103,20 +103,23 @@ def fit_run(prepared: PreparedData, model_name: str, hyperparameters: dict[str, 
             seed: int, shape: tuple[int, int, int], callbacks: Sequence[Callback] = (),
             device: torch.device | str | None = "cpu", start: Start | None = None) -> FittedRun:
     """Build `model_name` for `shape` (channels, timesteps, classes) with the run's seed, or fine-tuning take
-    `start`'s model (the config's `new_head` and `freeze` apply), and fit it on `prepared` on `device` (see
-    harlab.training.device); the seed fixes the weights, the shuffling, the dropout and the augmentation on a
-    CPU."""
+    `start`'s model (the config's `new_head`, `freeze` and `head_learning_rate` apply), and fit it on `prepared`
+    on `device` (see harlab.training.device); the seed fixes the weights, the shuffling, the dropout and the
+    augmentation on a CPU."""
+    groups = None
     if start is None:
         model = build_model(model_name, hyperparameters, seed, shape)
     else:
         start.check(model_name, hyperparameters)
-        model = fine_tuned_model(start, prepared.fit_windows.classes, config.new_head, seed)
+        classes = prepared.fit_windows.classes
+        model = fine_tuned_model(start, classes, config.new_head, seed)
+        groups = parameter_groups(model, len(classes), config, start.head_rows(classes, config.new_head) is None)
         if config.freeze is not None:
             frozen_epochs = None if config.freeze == "all" else config.freeze
-            callbacks = [*callbacks, FreezeBackbone(len(prepared.fit_windows.classes), frozen_epochs)]
+            callbacks = [*callbacks, FreezeBackbone(len(classes), frozen_epochs)]
     history = fit(model, prepared.X_fit, prepared.y_fit, config, seed, validation=prepared.validation,
                   augment=prepared.augment, callbacks=callbacks, device=device,
-                  class_weights=class_weights(config, prepared.fit_windows))
+                  class_weights=class_weights(config, prepared.fit_windows), parameter_groups=groups)
     return FittedRun(model, history, prepared)
 
 

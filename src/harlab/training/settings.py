@@ -57,7 +57,7 @@ class _RunSettingsBase(BaseModel):
 
     @model_validator(mode="after")
     def _fine_tuning_needs_init(self) -> _RunSettingsBase:
-        for name in ("freeze", "new_head"):
+        for name in ("freeze", "new_head", "head_learning_rate"):
             if getattr(self, name) is not None and self.init is None and not self.sweeps_init():  # type: ignore[attr-defined]
                 raise ValueError(f"{name} applies to fine-tuning only; set init=BUNDLE (a bundle's folder or "
                                  f"pretrained:NAME) or leave {name} unset")

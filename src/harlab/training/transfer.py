@@ -5,7 +5,8 @@ A `Start` is what the training core needs of that model: its weights, the input 
 window, rate, the standardizer its input goes through) and its classes. The windows are matched to it by
 channel name (`channel_order`). The model keeps the backbone's weights; its head keeps the rows of the classes
 the windows have when they are all among the model's, and is new (initialised from the run's seed) otherwise or
-when asked (`fine_tuned_model`). `FreezeBackbone` keeps the backbone fixed for the first epochs or throughout.
+when asked (`fine_tuned_model`); a new head trains at a higher rate than the backbone (`parameter_groups`).
+`FreezeBackbone` keeps the backbone fixed for the first epochs or throughout.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from harlab.errors import HarlabError
 from harlab.models.contract import Contract
 from harlab.models.heads import backbone_parameters, head_of, replace_head
 from harlab.training.callbacks import Callback, FitState
+from harlab.training.config import TrainConfig, head_learning_rate_for
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,14 @@ def fine_tuned_model(start: Start, classes: Sequence[str], new_head: bool | None
             head.bias.copy_(old.bias[rows])
     replace_head(model, len(start.classes), head)
     return model
+
+
+def parameter_groups(model: nn.Module, n_classes: int, config: TrainConfig, new_head: bool) -> list[dict[str, Any]]:
+    """The optimizer's parameter groups for a fine-tuned `model`: its backbone at the config's learning rate, its
+    head at `head_learning_rate_for` the config (higher for a `new_head`)."""
+    return [{"params": backbone_parameters(model, n_classes), "lr": config.learning_rate},
+            {"params": list(head_of(model, n_classes).parameters()),
+             "lr": head_learning_rate_for(config, new_head)}]
 
 
 class FreezeBackbone(Callback):
